@@ -1,0 +1,255 @@
+"""Settings for rim, read from the environment.
+
+Every value has a default that runs on a bare machine (SQLite file, in-memory channel
+layer, development secret). Production sets DATABASE_URL, REDIS_URL, RIM_SECRET_KEY,
+RIM_DEBUG=0 and RIM_ALLOWED_HOSTS; a non-debug run with the development key refuses
+to start.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "")
+    if raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "")
+    if raw.strip() == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from exc
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be a boolean (1/0), got {raw!r}")
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+DEVELOPMENT_SECRET_KEY = "rim-development-secret-key-do-not-use-in-production"
+
+DEBUG = env_bool("RIM_DEBUG", True)
+SECRET_KEY = env_str("RIM_SECRET_KEY", DEVELOPMENT_SECRET_KEY)
+if not DEBUG and SECRET_KEY == DEVELOPMENT_SECRET_KEY:
+    raise ImproperlyConfigured(
+        "RIM_SECRET_KEY must be set when RIM_DEBUG is off: refusing to run production "
+        "with the development secret key."
+    )
+
+ALLOWED_HOSTS = env_list("RIM_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+# Browser origins allowed to open a WebSocket besides ALLOWED_HOSTS (e.g. rim's React
+# client served from another port: "http://localhost:3000").
+RIM_ALLOWED_ORIGINS = env_list("RIM_ALLOWED_ORIGINS", [])
+CSRF_TRUSTED_ORIGINS = env_list("RIM_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "rest_framework",
+    "accounts",
+    "chat",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "rimsite.urls"
+ASGI_APPLICATION = "rimsite.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+def database_from_url(url: str) -> dict:
+    """A DATABASES entry for `url`, tuned for an async server with one ORM thread.
+
+    SQLite: WAL journal and IMMEDIATE transactions, so concurrent writers queue on the
+    busy timeout instead of failing with "database is locked" on lock upgrade.
+    PostgreSQL: persistent connections, since every consumer call reuses the thread's
+    connection; a broken one is dropped after the error it caused.
+    """
+    config = dj_database_url.parse(url, conn_max_age=env_int("RIM_CONN_MAX_AGE", 600))
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        config["OPTIONS"] = {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": env_int("RIM_SQLITE_TIMEOUT", 20),
+            # NORMAL in WAL mode is durable against a killed process (the promise of
+            # "durable before ack"); FULL also survives power loss, at an fsync per commit.
+            "init_command": (
+                "PRAGMA journal_mode=WAL;"
+                f"PRAGMA synchronous={env_str('RIM_SQLITE_SYNCHRONOUS', 'NORMAL')};"
+            ),
+        }
+        # A file (not Django's shared in-memory database) so that tests with threads
+        # exercise the real locking; one per test process so that runs never collide.
+        config["TEST"] = {
+            "NAME": str(Path(tempfile.gettempdir()) / f"rim-test-{os.getpid()}.sqlite3")
+        }
+    elif config["ENGINE"] == "django.db.backends.postgresql":
+        config["TEST"] = {"NAME": f"test_rim_{os.getpid()}"}
+    return config
+
+
+DATABASES = {
+    "default": database_from_url(env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"))
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_USER_MODEL = "accounts.User"
+# Django's default hashers unless set; tests and benchmarks use a fast one so that
+# setting up hundreds of users does not dominate them. Never weaken it in production.
+_hashers = env_list("RIM_PASSWORD_HASHERS", [])
+if _hashers:
+    PASSWORD_HASHERS = _hashers
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+REDIS_URL = os.environ.get("REDIS_URL", "")
+# Pending pushes one connection may have queued before the layer drops (gap repair
+# then fills the hole from the database), and how long layer group membership lives.
+# daphne closes every WebSocket after a day (--websocket_timeout), well inside this.
+RIM_LAYER_CAPACITY = env_int("RIM_LAYER_CAPACITY", 1000)
+RIM_LAYER_GROUP_EXPIRY = env_int("RIM_LAYER_GROUP_EXPIRY", 2 * 86400)
+RIM_CHANNEL_LAYER = env_str("RIM_CHANNEL_LAYER", "core")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": {
+                "core": "channels_redis.core.RedisChannelLayer",
+                "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            }[RIM_CHANNEL_LAYER],
+            "CONFIG": {"hosts": [REDIS_URL]},
+        }
+    }
+    if RIM_CHANNEL_LAYER == "core":
+        CHANNEL_LAYERS["default"]["CONFIG"].update(
+            capacity=RIM_LAYER_CAPACITY, group_expiry=RIM_LAYER_GROUP_EXPIRY, expiry=60
+        )
+else:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "CONFIG": {
+                "capacity": RIM_LAYER_CAPACITY,
+                "group_expiry": RIM_LAYER_GROUP_EXPIRY,
+            },
+        }
+    }
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.BearerTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "rimsite.api.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+
+# rim's protocol limits (docs/protocol.md).
+RIM_TOKEN_TTL = env_int("RIM_TOKEN_TTL", 86400)
+RIM_MAX_CONTENT = env_int("RIM_MAX_CONTENT", 65536)
+RIM_MAX_FRAME = env_int("RIM_MAX_FRAME", 4 * RIM_MAX_CONTENT)
+RIM_IDLE_TIMEOUT = env_float("RIM_IDLE_TIMEOUT", 120.0)
+RIM_SYNC_LIMIT = env_int("RIM_SYNC_LIMIT", 100)
+RIM_RATE_LIMIT = env_float("RIM_RATE_LIMIT", 50.0)
+RIM_RATE_BURST = env_int("RIM_RATE_BURST", 100)
+RIM_PAGE_SIZE_MAX = env_int("RIM_PAGE_SIZE_MAX", 100)
+
+# Where `manage.py serve` listens: the main port and rim's hard-coded WebSocket port.
+RIM_HOST = env_str("RIM_HOST", "127.0.0.1")
+RIM_PORT = env_int("RIM_PORT", 8000)
+RIM_COMPAT_PORT = env_int("RIM_COMPAT_PORT", 3012)
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("RIM_TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+# Serve straight from STATICFILES_DIRS: no collectstatic step before `make run`.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+if not DEBUG:
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+    SESSION_COOKIE_SECURE = env_bool("RIM_SECURE_COOKIES", True)
+    CSRF_COOKIE_SECURE = env_bool("RIM_SECURE_COOKIES", True)
+    SECURE_SSL_REDIRECT = env_bool("RIM_SSL_REDIRECT", False)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_SECONDS = env_int("RIM_HSTS_SECONDS", 0)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+    },
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        "rim": {"level": env_str("RIM_LOG_LEVEL", "INFO"), "propagate": True},
+    },
+}
