@@ -1,0 +1,52 @@
+# rim: `make run` serves on the embedded defaults; `make test` passes every test.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
+SERVICES_ENV := DATABASE_URL=postgres://127.0.0.1:5432/test REDIS_URL=redis://127.0.0.1:6379/0
+
+.PHONY: setup run test test-embedded test-services lint format bench
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	rm -f $(VENV)/.installed-* && touch $@
+
+run: setup
+	$(BIN)/python manage.py migrate --verbosity 0
+	$(BIN)/python manage.py serve
+
+# Both stacks: SQLite + in-memory layer, then PostgreSQL + Redis (when reachable;
+# in CI, CI=true, an unreachable service fails the run).
+test: setup lint browser-deps test-embedded test-services
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+browser-deps:
+	@command -v chromium >/dev/null || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+test-embedded: setup
+	$(BIN)/pytest -m "not services"
+
+test-services: setup
+	@if $(BIN)/python -m tests.services; then \
+	  $(SERVICES_ENV) $(BIN)/pytest; \
+	elif [ "$$CI" = "true" ]; then \
+	  echo "FAILED: PostgreSQL and Redis are required in CI (see above)"; exit 1; \
+	else \
+	  echo "!!!!!!!! SKIPPED the PostgreSQL + Redis stack: services unreachable (see above) !!!!!!!!"; \
+	fi
+
+bench: setup
+	$(BIN)/python benchmarks/run.py

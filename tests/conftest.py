@@ -1,0 +1,58 @@
+"""Fixtures shared by every test: users, tokens, REST clients."""
+
+import itertools
+
+import pytest
+from rest_framework.test import APIClient
+
+from accounts import services as accounts
+from tests.live import FAST_HASHER
+
+_accounts = itertools.count(1)
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # Django's default PBKDF2 costs ~0.7 s a hash here; hashing stays real, only cheaper.
+    settings.PASSWORD_HASHERS = [FAST_HASHER]
+
+
+@pytest.fixture
+def make_user(db):
+    """make_user("alice") → a saved User with password "secret-pw"."""
+
+    def make(account: str | None = None, **fields):
+        account = account or f"user{next(_accounts)}"
+        return accounts.create_user(
+            account=account,
+            password=fields.pop("password", "secret-pw"),
+            name=fields.pop("name", account.title()),
+            **fields,
+        )
+
+    return make
+
+
+@pytest.fixture
+def token_for(db):
+    def token(user, password: str = "secret-pw") -> str:
+        return accounts.issue_token(account=user.account, password=password)
+
+    return token
+
+
+@pytest.fixture
+def api_client():
+    return APIClient()
+
+
+@pytest.fixture
+def client_for(token_for):
+    """client_for(user) → an APIClient sending that user's fresh Bearer token."""
+
+    def client(user) -> APIClient:
+        api = APIClient()
+        api.credentials(HTTP_AUTHORIZATION=f"Bearer {token_for(user)}")
+        return api
+
+    return client
