@@ -238,6 +238,8 @@ if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("RIM_SSL_REDIRECT", False)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_HSTS_SECONDS = env_int("RIM_HSTS_SECONDS", 0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("RIM_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("RIM_HSTS_PRELOAD", False)
 
 LOGGING = {
     "version": 1,
@@ -250,6 +252,8 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
+        # Replaces Django's own console handler, which would print every line twice.
+        "django": {"handlers": ["console"], "level": "WARNING", "propagate": False},
         "rim": {"level": env_str("RIM_LOG_LEVEL", "INFO"), "propagate": True},
     },
 }
