@@ -28,6 +28,16 @@ CLOSE_POLICY = 1008
 CLOSE_IDLE = 4000
 CLOSE_DEACTIVATED = 4001
 
+# Event name → handler method (a class-level table: nothing per connection).
+HANDLERS = {
+    wire.LOGIN: "on_login",
+    wire.MSG: "on_msg",
+    wire.ACK: "on_ack",
+    wire.READ: "on_read",
+    wire.HEART: "on_heart",
+    wire.LOGOUT: "on_logout",
+}
+
 
 def _open_session(key: str) -> tuple[accounts.Session | None, list[int]]:
     session = accounts.session_for_token(key=key)
@@ -79,14 +89,6 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.sent_here: set[int] = set()
         self.bucket = TokenBucket(rate=settings.RIM_RATE_LIMIT, burst=settings.RIM_RATE_BURST)
         self.refused_in_a_row = 0
-        self.handlers = {
-            wire.LOGIN: self.on_login,
-            wire.MSG: self.on_msg,
-            wire.ACK: self.on_ack,
-            wire.READ: self.on_read,
-            wire.HEART: self.on_heart,
-            wire.LOGOUT: self.on_logout,
-        }
         loop = asyncio.get_running_loop()
         self.last_frame_at = loop.time()
         self.idle_timer = loop.call_later(settings.RIM_IDLE_TIMEOUT, self.check_idle)
@@ -126,7 +128,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                 return
             self.refused_in_a_row = 0
             event = wire.parse_event(frame, max_content=settings.RIM_MAX_CONTENT)
-            await self.handlers[event.event](event)
+            await getattr(self, HANDLERS[event.event])(event)
         except (wire.ProtocolError, ClientError) as exc:
             await self.send_error(exc.code, exc.detail, client_msg_id)
         except DomainError as exc:
