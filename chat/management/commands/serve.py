@@ -1,8 +1,30 @@
 """`manage.py serve`: one daphne process on rim's ports, with limits from settings."""
 
 from daphne.cli import CommandLineInterface
+from daphne.server import Server
 from django.conf import settings
 from django.core.management.base import BaseCommand
+
+
+class RimServer(Server):
+    """daphne's server, but failing a WebSocket (a frame over the size limit, a protocol
+    violation) with a close frame: autobahn's default drops the TCP connection, so the
+    client would see 1006 instead of the 1009 that PROTOCOL.md promises."""
+
+    def run(self):
+        # daphne.server installed its asyncio reactor; import it only now.
+        from twisted.internet import reactor
+
+        # The factory exists once run() has built it, before the reactor starts.
+        reactor.callWhenRunning(self.ws_factory_fails_with_close_frame)
+        super().run()
+
+    def ws_factory_fails_with_close_frame(self):
+        self.ws_factory.setProtocolOptions(failByDrop=False)
+
+
+class RimCommandLine(CommandLineInterface):
+    server_class = RimServer
 
 
 class Command(BaseCommand):
@@ -20,7 +42,7 @@ class Command(BaseCommand):
         for port in ports:
             endpoints += ["-e", f"tcp:port={port}:interface={_twisted_host(host)}"]
         self.stdout.write(f"rim serving on {', '.join(f'{host}:{p}' for p in ports)}")
-        CommandLineInterface().run(
+        RimCommandLine().run(
             [
                 *endpoints,
                 # A frame over the limit closes that socket with 1009, nothing else.
