@@ -105,7 +105,7 @@ def parse_event(frame: dict, *, max_content: int) -> ClientEvent:
     kind = body.get("kind")
     if kind is None and event != MSG:
         kind = "Text"
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         raise invalid(f"kind must be one of {', '.join(sorted(KINDS))}")
 
     uid = _optional_id(body, "uid", invalid)
