@@ -174,7 +174,7 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": {
-                "core": "channels_redis.core.RedisChannelLayer",
+                "core": "rimsite.layers.RetryingRedisChannelLayer",
                 "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
             }[RIM_CHANNEL_LAYER],
             "CONFIG": {"hosts": [REDIS_URL]},
