@@ -1,0 +1,219 @@
+"""Django admin moderation: pages load for a superuser, tokens are never shown usable,
+and deactivating a user (action or change form) locks it out at once."""
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from accounts.models import Friendship, Token, User
+from chat.models import Message
+from rimsite.api import LOGIN_REQUIRED
+from tests.rest_helpers import call, direct_chat, group_of, send
+
+
+@pytest.fixture
+def admin_client(db):
+    root = User.objects.create_superuser(account="root", password="root-password")
+    client = Client()
+    client.force_login(root)
+    return client
+
+
+@pytest.fixture
+def alice(make_user):
+    return make_user("alice", email="alice@example.org")
+
+
+@pytest.fixture
+def bob(make_user):
+    return make_user("bob")
+
+
+def page(client, name: str, *args, **query) -> str:
+    response = client.get(reverse(name, args=args), query)
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def result_rows(html: str) -> int:
+    return html.count('class="action-select"')
+
+
+def assert_locked_out(api_client, user, token: str) -> None:
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    status, body = call(api_client, "user/get", uid=user.pk)
+    assert (status, body["msg"]) == (401, LOGIN_REQUIRED)
+    api_client.credentials()
+    status, _ = call(api_client, "user/login", {"account": user.account, "password": "secret-pw"})
+    assert status == 401
+    assert not Token.objects.filter(user=user).exists()
+
+
+def test_admin_needs_a_staff_login(client, alice):
+    response = client.get(reverse("admin:accounts_user_changelist"))
+    assert response.status_code == 302
+    assert reverse("admin:login") in response["Location"]
+
+
+def test_admin_index_lists_the_rim_models(admin_client):
+    html = page(admin_client, "admin:index")
+    for name in ("users", "tokens", "friendships", "groups", "messages"):
+        assert name in html.lower()
+
+
+def test_user_search_by_account_finds_that_user(admin_client, alice, bob):
+    html = page(admin_client, "admin:accounts_user_changelist", q="alice")
+    assert "alice@example.org" in html
+    assert ">bob<" not in html
+    assert result_rows(html) == 1
+
+
+def test_user_change_page_loads_without_the_password_hash(admin_client, alice):
+    html = page(admin_client, "admin:accounts_user_change", alice.pk)
+    assert "alice@example.org" in html
+    assert alice.password not in html
+
+
+def test_group_change_page_shows_its_memberships_inline(admin_client, alice, bob, make_user):
+    group = group_of(alice, bob, make_user("carol"), name="moderated")
+    html = page(admin_client, "admin:chat_group_change", group.pk)
+    assert "moderated" in html
+    assert 'name="memberships-TOTAL_FORMS" value="3"' in html
+    for user in (alice, bob):
+        assert f'value="{user.pk}"' in html
+
+
+def test_group_changelist_loads(admin_client, alice, bob):
+    group_of(alice, bob, name="listed-group")
+    assert "listed-group" in page(admin_client, "admin:chat_group_changelist")
+
+
+def test_message_list_shows_sender_group_and_time(admin_client, alice, bob):
+    group = group_of(alice, bob, name="the-group")
+    send(bob, group, "visible content")
+    html = page(admin_client, "admin:chat_message_changelist")
+    assert "visible content" in html
+    assert "the-group" in html and ">bob<" in html
+    for column in ("sender", "group", "created"):
+        assert f"column-{column}" in html
+
+
+def test_message_list_filters_by_group(admin_client, alice, bob):
+    first, second = group_of(alice, bob, name="first"), group_of(alice, bob, name="second")
+    send(alice, first, "in first")
+    send(alice, second, "in second")
+    html = page(admin_client, "admin:chat_message_changelist", group__id__exact=first.pk)
+    assert "in first" in html and "in second" not in html
+
+
+def test_message_list_filters_by_sender(admin_client, alice, bob):
+    group = group_of(alice, bob)
+    send(alice, group, "from alice")
+    send(bob, group, "from bob")
+    html = page(admin_client, "admin:chat_message_changelist", sender__id__exact=bob.pk)
+    assert "from bob" in html and "from alice" not in html
+
+
+def test_message_list_searches_content(admin_client, alice, bob):
+    group = group_of(alice, bob)
+    send(alice, group, "needle in a haystack")
+    send(alice, group, "just hay")
+    html = page(admin_client, "admin:chat_message_changelist", q="needle")
+    assert "needle in a haystack" in html and "just hay" not in html
+
+
+def test_message_change_page_loads(admin_client, alice, bob):
+    message = send(alice, direct_chat(alice, bob), "open me")
+    assert "open me" in page(admin_client, "admin:chat_message_change", message.pk)
+
+
+def test_message_redact_action_replaces_the_content_and_keeps_the_row(admin_client, alice, bob):
+    message = send(alice, group_of(alice, bob), "offensive")
+    response = admin_client.post(
+        reverse("admin:chat_message_changelist"),
+        {"action": "redact", "_selected_action": [message.pk]},
+    )
+    assert response.status_code == 302
+    message.refresh_from_db()
+    assert message.content != "offensive" and message.seq == 1
+    assert Message.objects.count() == 1
+
+
+def test_friendship_changelist_loads(admin_client, alice, bob):
+    Friendship.objects.create(from_user=alice, to_user=bob)
+    html = page(admin_client, "admin:accounts_friendship_changelist")
+    assert result_rows(html) == 1
+
+
+def test_token_list_never_shows_a_usable_key(admin_client, alice, token_for):
+    key = token_for(alice)
+    stored = Token.objects.get(user=alice)
+    html = page(admin_client, "admin:accounts_token_changelist")
+    assert result_rows(html) == 1 and ">alice<" in html
+    assert key not in html
+    assert key.replace("-", "") not in html
+    assert stored.key_hash not in html
+
+
+def test_token_change_page_never_shows_a_usable_key(admin_client, alice, token_for):
+    key = token_for(alice)
+    stored = Token.objects.get(user=alice)
+    html = page(admin_client, "admin:accounts_token_change", stored.pk)
+    assert key not in html and stored.key_hash not in html
+
+
+def test_tokens_cannot_be_added_in_the_admin(admin_client):
+    response = admin_client.get(reverse("admin:accounts_token_add"))
+    assert response.status_code == 403
+
+
+def test_deleting_a_token_in_the_admin_revokes_it(admin_client, api_client, alice, token_for):
+    key = token_for(alice)
+    stored = Token.objects.get(user=alice)
+    response = admin_client.post(
+        reverse("admin:accounts_token_delete", args=[stored.pk]), {"post": "yes"}
+    )
+    assert response.status_code == 302
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert call(api_client, "user/get", uid=alice.pk)[0] == 401
+
+
+def test_deactivate_action_revokes_tokens_and_blocks_login(
+    admin_client, api_client, alice, bob, token_for
+):
+    key = token_for(alice)
+    bobs_key = token_for(bob)
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert call(api_client, "user/get", uid=alice.pk)[0] == 200
+    response = admin_client.post(
+        reverse("admin:accounts_user_changelist"),
+        {"action": "deactivate", "_selected_action": [alice.pk]},
+    )
+    assert response.status_code == 302
+    alice.refresh_from_db()
+    assert not alice.is_active
+    assert_locked_out(api_client, alice, key)
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {bobs_key}")
+    assert call(api_client, "user/get", uid=bob.pk)[0] == 200
+
+
+def test_deactivating_in_the_change_form_revokes_tokens_and_blocks_login(
+    admin_client, api_client, alice, token_for
+):
+    key = token_for(alice)
+    form = {
+        "account": "alice",
+        "name": "Alice",
+        "avatar": "",
+        "email": "alice@example.org",
+        # is_active left out: the checkbox is unticked.
+        "date_joined_0": "2026-01-01",
+        "date_joined_1": "00:00:00",
+        "last_login_0": "",
+        "last_login_1": "",
+    }
+    response = admin_client.post(reverse("admin:accounts_user_change", args=[alice.pk]), form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    alice.refresh_from_db()
+    assert not alice.is_active
+    assert_locked_out(api_client, alice, key)
