@@ -202,6 +202,8 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "rimsite.api.exception_handler",
     "UNAUTHENTICATED_USER": None,
+    # No OPTIONS metadata: DRF would answer it outside the envelope. OPTIONS is a 405.
+    "DEFAULT_METADATA_CLASS": None,
 }
 
 # rim's protocol limits (docs/protocol.md).
