@@ -7,14 +7,16 @@ import logging
 from datetime import timedelta
 
 import pytest
-from django.test import RequestFactory
+from django.test import Client, RequestFactory
 from django.utils import timezone
+from django.views.generic import TemplateView
 from rest_framework.test import APIClient
 
 from accounts import services as accounts
 from accounts.models import Friendship, Token, User
+from chat.models import Group
 from rimsite.api import server_error
-from tests.rest_helpers import call, fails, ok
+from tests.rest_helpers import call, fails, is_id, ok, send
 
 # Every route that needs a token, with an input that would otherwise be valid.
 PROTECTED = [
@@ -210,6 +212,71 @@ def test_django_500_handler_answers_in_the_envelope():
         "msg": "system error",
         "data": None,
     }
+
+
+def test_failure_outside_the_api_views_is_500_in_the_envelope(db, monkeypatch):
+    def explode(self, request, *args, **kwargs):
+        raise RuntimeError("template exploded")
+
+    monkeypatch.setattr(TemplateView, "get", explode)
+    response = Client(raise_request_exception=False).get("/")
+    assert response.status_code == 500
+    assert json.loads(response.content)["msg"] == "system error"
+
+
+def test_unknown_api_route_answers_in_the_envelope_also_with_debug_on(settings, db):
+    settings.DEBUG = True
+    response = APIClient().get("/api/nope")
+    assert response.status_code == 404
+    assert json.loads(response.content)["msg"] == "invalid request"
+
+
+@pytest.mark.parametrize("route", ["user/create", "user/login", "user/get", "message/history"])
+def test_options_is_405_in_the_envelope_not_drf_metadata(client_for, alice, route):
+    status, body = call(client_for(alice), route, method="options")
+    assert status == 405
+    assert body["data"] is None
+
+
+def test_missing_token_is_401_before_a_malformed_body_is_looked_at(api_client, alice):
+    response = api_client.post("/api/friend/add", data="{", content_type="application/json")
+    assert response.status_code == 401
+    assert json.loads(response.content)["msg"] == "login required"
+
+
+def test_ids_are_json_numbers_in_every_payload(client_for, alice, make_user):
+    bob = make_user("bob")
+    alices, bobs = client_for(alice), client_for(bob)
+    ok(alices, "friend/add", {"fid": bob.pk})
+    ok(bobs, "friend/status/modify", {"fid": alice.pk, "status": 1})
+    gid = ok(alices, "group/create", {"group": {"name": "g"}, "users": [{"uid": bob.pk}]})
+    send(bob, Group.objects.get(pk=gid))
+    payloads = [
+        gid,
+        ok(alices, "user/get", uid=bob.pk),
+        ok(alices, "user/search", account="bob"),
+        ok(alices, "friend/list", status=1),
+        ok(alices, "group/get"),
+        ok(alices, "group/user/get", gid=gid),
+        ok(alices, "message/chat/list", {"page": 1, "size": 10}),
+        ok(alices, "message/history", {"gid": gid}),
+    ]
+    found = []
+
+    def walk(value, key=None):
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, k)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item, key)
+        elif key in {"id", "gid", "uid", "creatorUid"}:
+            found.append(key)
+            assert is_id(value), (key, value)
+
+    walk({"id": payloads[0]})
+    walk(payloads[1:])
+    assert {"id", "gid", "uid", "creatorUid"} <= set(found)
 
 
 def test_malformed_json_on_a_protected_route_is_400(client_for, alice):

@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 
 from chat.models import Group, Membership, Message
-from chat.services import mark_delivered, mark_read, send_message
+from chat.services import create_group, mark_delivered, mark_read, send_message
 from rimsite.errors import NotMember, UnknownMessage
 from tests.rest_helpers import group_of, send
 
@@ -312,3 +312,22 @@ def test_concurrent_reads_leave_the_highest_watermark(make_user):
     )
     assert marks(bob, group) == (8, 8)
     assert Group.objects.get(pk=group.pk).last_seq == 8
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_one_to_one_chat_creation_yields_one_chat(make_user):
+    alice, bob = make_user("alice"), make_user("bob")
+    pair = (alice, bob)
+    results = run_in_threads(
+        6,
+        lambda index: create_group(
+            creator=pair[index % 2],
+            name="",
+            avatar="",
+            mode=Group.ONE_TO_ONE,
+            members={pair[(index + 1) % 2].pk: 1},
+        ),
+    )
+    assert len({group.pk for group in results}) == 1
+    assert Group.objects.count() == 1
+    assert Membership.objects.filter(group=results[0]).count() == 2
