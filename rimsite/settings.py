@@ -171,13 +171,17 @@ RIM_LAYER_CAPACITY = env_int("RIM_LAYER_CAPACITY", 1000)
 RIM_LAYER_GROUP_EXPIRY = env_int("RIM_LAYER_GROUP_EXPIRY", 2 * 86400)
 RIM_CHANNEL_LAYER = env_str("RIM_CHANNEL_LAYER", "core")
 if REDIS_URL:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": {
                 "core": "rimsite.layers.RetryingRedisChannelLayer",
                 "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
             }[RIM_CHANNEL_LAYER],
-            "CONFIG": {"hosts": [REDIS_URL]},
+            # Retry a command once on a fresh connection: after Redis restarts, every
+            # pooled connection is dead and would otherwise fail its next command.
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "retry_on_error": [RedisConnectionError]}]},
         }
     }
     if RIM_CHANNEL_LAYER == "core":
