@@ -1,11 +1,15 @@
 """Helpers for the REST tests: calling a route and checking the envelope, and building
 conversations with messages through the services."""
 
+import asyncio
 import itertools
 import json
 import re
 
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
+from django.test import TestCase
 
 from accounts.models import Friendship
 from chat.models import Group, Membership
@@ -96,3 +100,25 @@ def befriend(user, other) -> None:
     """Both FRIENDS edges, as a confirmed request leaves them (no chat opened)."""
     Friendship.objects.create(from_user=user, to_user=other, status=Friendship.FRIENDS)
     Friendship.objects.create(from_user=other, to_user=user, status=Friendship.FRIENDS)
+
+
+def events_published(settings, layer_group: str, action) -> list[dict]:
+    """Run `action`, then its on-commit callbacks, and return the channel-layer events it
+    published to `layer_group`. Uses a private in-memory layer: a shared Redis may carry
+    other test runs' events."""
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    layer = get_channel_layer()
+    listener = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(layer_group, listener)
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        action()
+
+    async def drain() -> list[dict]:
+        events = []
+        while True:
+            try:
+                events.append(await asyncio.wait_for(layer.receive(listener), timeout=0.1))
+            except TimeoutError:
+                return events
+
+    return async_to_sync(drain)()

@@ -6,9 +6,10 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.models import Friendship, Token, User
+from chat.events import user_channel
 from chat.models import Message
 from rimsite.api import LOGIN_REQUIRED
-from tests.rest_helpers import call, direct_chat, group_of, send
+from tests.rest_helpers import call, direct_chat, events_published, group_of, send
 
 
 @pytest.fixture
@@ -195,6 +196,18 @@ def test_deactivate_action_revokes_tokens_and_blocks_login(
     assert_locked_out(api_client, alice, key)
     api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {bobs_key}")
     assert call(api_client, "user/get", uid=bob.pk)[0] == 200
+
+
+def test_deactivate_action_tells_the_users_open_connections(admin_client, settings, alice):
+    events = events_published(
+        settings,
+        user_channel(alice.pk),
+        lambda: admin_client.post(
+            reverse("admin:accounts_user_changelist"),
+            {"action": "deactivate", "_selected_action": [alice.pk]},
+        ),
+    )
+    assert {"type": "user.deactivated"} in events
 
 
 def test_deactivating_in_the_change_form_revokes_tokens_and_blocks_login(

@@ -3,9 +3,10 @@
 import pytest
 
 from accounts.models import Friendship, User
+from chat.events import user_channel
 from chat.models import Group, Membership
 from chat.services import pair_key
-from tests.rest_helpers import USER_KEYS, befriend, direct_chat, fails, is_id, ok
+from tests.rest_helpers import USER_KEYS, befriend, direct_chat, events_published, fails, is_id, ok
 
 CONFIRM, REJECT = 1, 2
 
@@ -156,6 +157,18 @@ def test_confirm_opens_a_one_to_one_chat_with_both_as_members(client_for, alice,
     for user in (alice, bob):
         groups = ok(client_for(user), "group/get", uid=user.pk)
         assert [(g["id"], g["mode"]) for g in groups] == [(chat.pk, 1)]
+
+
+def test_confirm_tells_both_users_connections_about_the_new_chat(client_for, settings, alice, bob):
+    ok(client_for(alice), "friend/add", {"fid": bob.pk})
+    bobs = client_for(bob)
+    events = events_published(
+        settings,
+        user_channel(alice.pk),
+        lambda: ok(bobs, "friend/status/modify", {"fid": alice.pk, "status": CONFIRM}),
+    )
+    chat = direct_chats_of(alice, bob).get()
+    assert events == [{"type": "member.joined", "gid": chat.pk, "seq": 0}]
 
 
 def test_confirming_twice_is_404_the_second_time_and_keeps_one_chat(client_for, alice, bob):

@@ -2,8 +2,19 @@
 
 import pytest
 
+from chat.events import user_channel
 from chat.models import Group, Membership
-from tests.rest_helpers import GROUP_KEYS, USER_KEYS, direct_chat, fails, group_of, is_id, ok, send
+from tests.rest_helpers import (
+    GROUP_KEYS,
+    USER_KEYS,
+    direct_chat,
+    events_published,
+    fails,
+    group_of,
+    is_id,
+    ok,
+    send,
+)
 
 ADD, REMOVE = 1, 2
 
@@ -282,6 +293,28 @@ def test_added_member_gains_access(client_for, alice, bob):
     assert [e["msg"]["content"] for e in ok(bobs, "message/history", {"gid": group.pk})] == [
         "before bob"
     ]
+
+
+def test_adding_a_member_tells_its_open_connections(client_for, settings, alice, bob):
+    group = group_of(alice)
+    send(alice, group)
+    send(alice, group)
+    client = client_for(alice)
+    body = {"gid": group.pk, "uids": [bob.pk], "opType": ADD}
+    events = events_published(
+        settings, user_channel(bob.pk), lambda: ok(client, "group/user/change", body)
+    )
+    assert events == [{"type": "member.joined", "gid": group.pk, "seq": 2}]
+
+
+def test_removing_a_member_tells_its_open_connections(client_for, settings, alice, bob):
+    group = group_of(alice, bob)
+    client = client_for(alice)
+    body = {"gid": group.pk, "uids": [bob.pk], "opType": REMOVE}
+    events = events_published(
+        settings, user_channel(bob.pk), lambda: ok(client, "group/user/change", body)
+    )
+    assert events == [{"type": "member.left", "gid": group.pk}]
 
 
 def test_adding_an_existing_member_changes_nothing(client_for, alice, bob):

@@ -1,10 +1,12 @@
 """Message routes (docs/protocol.md §5): message/chat/list, history, group/read."""
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.utils import timezone
 
+from chat.events import group_channel
 from chat.models import Membership, Message
 from chat.services import mark_read
 from tests.rest_helpers import (
@@ -14,6 +16,7 @@ from tests.rest_helpers import (
     TIME_RE,
     USER_KEYS,
     direct_chat,
+    events_published,
     fails,
     group_of,
     is_id,
@@ -330,6 +333,42 @@ def test_group_read_leaves_the_other_members_unread_alone(client_for, alice, bob
     send(bob, team)
     ok(client_for(alice), "message/group/read", {"gid": team.pk})
     assert unread_by_gid(chat_list(client_for(carol))) == {team.pk: 1}
+
+
+def test_group_read_tells_the_other_members_after_commit(client_for, settings, alice, bob):
+    team = group_of(alice, bob)
+    last = send(bob, team)
+    client = client_for(alice)
+    (event,) = events_published(
+        settings,
+        group_channel(team.pk),
+        lambda: ok(client, "message/group/read", {"gid": team.pk}),
+    )
+    assert (event["type"], event["reader"]) == ("read.receipt", alice.pk)
+    assert json.loads(event["push"]) == {
+        "event": "Read",
+        "body": {
+            "kind": "Text",
+            "uid": alice.pk,
+            "gid": team.pk,
+            "msgId": last.pk,
+            "content": "",
+            "clientMsgId": None,
+        },
+    }
+
+
+def test_group_read_when_already_read_publishes_nothing(client_for, settings, alice, bob):
+    team = group_of(alice, bob)
+    send(bob, team)
+    client = client_for(alice)
+    ok(client, "message/group/read", {"gid": team.pk})
+    again = events_published(
+        settings,
+        group_channel(team.pk),
+        lambda: ok(client, "message/group/read", {"gid": team.pk}),
+    )
+    assert again == []
 
 
 def test_group_read_of_a_group_without_messages_is_true(client_for, alice, bob):

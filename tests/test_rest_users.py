@@ -6,8 +6,9 @@ import uuid
 import pytest
 
 from accounts.models import Token, User
+from chat.events import user_channel
 from chat.services import send_message
-from tests.rest_helpers import USER_KEYS, call, fails, is_id, ok
+from tests.rest_helpers import USER_KEYS, call, events_published, fails, is_id, ok
 
 PASSWORD = "s3cret-Passw0rd-7c1"
 
@@ -213,6 +214,20 @@ def test_logout_revokes_only_the_token_of_the_request(api_client, make_user, cli
     fails(api_client, "user/get", uid=uid, expect=401)
     assert ok(bearer(api_client, laptop), "user/get", uid=uid)["id"] == uid
     assert ok(bobs, "user/get", uid=bob.pk)["id"] == bob.pk
+
+
+def test_logout_tells_the_open_connections_of_that_token(
+    api_client, settings, make_user, token_for
+):
+    alice = make_user("alice")
+    token_for(alice)
+    other_device = Token.objects.get(user=alice)
+    bearer(api_client, token_for(alice))
+    this_token = Token.objects.exclude(pk=other_device.pk).get(user=alice)
+    events = events_published(
+        settings, user_channel(alice.pk), lambda: ok(api_client, "user/logout", {})
+    )
+    assert events == [{"type": "token.revoked", "token_id": this_token.pk}]
 
 
 # user/get
