@@ -102,14 +102,15 @@ def befriend(user, other) -> None:
     Friendship.objects.create(from_user=other, to_user=user, status=Friendship.FRIENDS)
 
 
-def events_published(settings, layer_group: str, action) -> list[dict]:
+def events_published(settings, layer_groups: str | list[str], action) -> list[dict]:
     """Run `action`, then its on-commit callbacks, and return the channel-layer events it
-    published to `layer_group`. Uses a private in-memory layer: a shared Redis may carry
-    other test runs' events."""
+    published to `layer_groups`, in order. Uses a private in-memory layer: a shared Redis
+    may carry other test runs' events."""
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     layer = get_channel_layer()
     listener = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)(layer_group, listener)
+    for layer_group in [layer_groups] if isinstance(layer_groups, str) else layer_groups:
+        async_to_sync(layer.group_add)(layer_group, listener)
     with TestCase.captureOnCommitCallbacks(execute=True):
         action()
 

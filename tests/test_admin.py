@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from accounts.models import Friendship, Token, User
 from chat.events import user_channel
-from chat.models import Message
+from chat.models import Membership, Message
 from rimsite.api import LOGIN_REQUIRED
 from tests.rest_helpers import call, direct_chat, events_published, group_of, send
 
@@ -82,6 +82,103 @@ def test_group_change_page_shows_its_memberships_inline(admin_client, alice, bob
     assert 'name="memberships-TOTAL_FORMS" value="3"' in html
     for user in (alice, bob):
         assert f'value="{user.pk}"' in html
+
+
+def group_form(group, *, add=(), delete=(), roles=None, replace=None) -> dict:
+    """The group change form as the admin posts it, with the inline memberships."""
+    memberships = list(Membership.objects.filter(group=group).order_by("pk"))
+    data = {
+        "name": group.name,
+        "avatar": group.avatar,
+        "mode": group.mode,
+        "creator": group.creator_id,
+        "created_at_0": "2026-01-01",
+        "created_at_1": "00:00:00",
+        "memberships-TOTAL_FORMS": len(memberships) + len(add),
+        "memberships-INITIAL_FORMS": len(memberships),
+        "memberships-MIN_NUM_FORMS": 0,
+        "memberships-MAX_NUM_FORMS": 1000,
+    }
+    swap = {old.pk: new.pk for old, new in (replace or {}).items()}
+    rows = [
+        (m.pk, swap.get(m.user_id, m.user_id), (roles or {}).get(m.user_id, m.role))
+        for m in memberships
+    ]
+    rows += [("", user.pk, Membership.MEMBER) for user in add]
+    for index, (pk, uid, role) in enumerate(rows):
+        prefix = f"memberships-{index}-"
+        data.update({prefix + "id": pk, prefix + "group": group.pk, prefix + "user": uid})
+        data[prefix + "role"] = role
+        if uid in {user.pk for user in delete}:
+            data[prefix + "DELETE"] = "on"
+    return data
+
+
+def post_group_form(client, group, **changes):
+    response = client.post(
+        reverse("admin:chat_group_change", args=[group.pk]), group_form(group, **changes)
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+
+
+def test_member_added_in_the_admin_starts_at_the_current_seq(
+    admin_client, settings, alice, bob, make_user
+):
+    carol = make_user("carol")
+    group = group_of(alice, bob)
+    send(alice, group)
+    send(bob, group)
+    events = events_published(
+        settings, user_channel(carol.pk), lambda: post_group_form(admin_client, group, add=[carol])
+    )
+    membership = Membership.objects.get(group=group, user=carol)
+    assert (membership.joined_seq, membership.delivered_seq, membership.read_seq) == (2, 2, 2)
+    assert events == [{"type": "member.joined", "gid": group.pk, "seq": 2}]
+
+
+def test_member_removed_in_the_admin_loses_access_at_once(
+    admin_client, api_client, settings, alice, bob, token_for
+):
+    group = group_of(alice, bob)
+    events = events_published(
+        settings, user_channel(bob.pk), lambda: post_group_form(admin_client, group, delete=[bob])
+    )
+    assert events == [{"type": "member.left", "gid": group.pk}]
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_for(bob)}")
+    assert call(api_client, "message/history", {"gid": group.pk})[0] == 403
+
+
+def test_membership_moved_to_another_user_in_the_admin_is_a_leave_and_a_join(
+    admin_client, settings, alice, bob, make_user
+):
+    carol = make_user("carol")
+    group = group_of(alice, bob)
+    send(alice, group)
+    events = events_published(
+        settings,
+        [user_channel(bob.pk), user_channel(carol.pk)],
+        lambda: post_group_form(admin_client, group, replace={bob: carol}),
+    )
+    assert events == [
+        {"type": "member.left", "gid": group.pk},
+        {"type": "member.joined", "gid": group.pk, "seq": 1},
+    ]
+    membership = Membership.objects.get(group=group, user=carol)
+    assert (membership.delivered_seq, membership.read_seq) == (1, 1)
+    assert not Membership.objects.filter(group=group, user=bob).exists()
+
+
+def test_role_changed_in_the_admin_is_saved_without_membership_events(
+    admin_client, settings, alice, bob
+):
+    group = group_of(alice, bob)
+    events = events_published(
+        settings,
+        user_channel(bob.pk),
+        lambda: post_group_form(admin_client, group, roles={bob.pk: Membership.ADMIN}),
+    )
+    assert Membership.objects.get(group=group, user=bob).role == Membership.ADMIN
+    assert events == []
 
 
 def test_group_changelist_loads(admin_client, alice, bob):
