@@ -64,8 +64,20 @@ function toast(text, kind = 'info') {
     { class: `toast ${kind}`, role: kind === 'error' ? 'alert' : null, 'data-testid': 'toast' },
     text,
   );
-  byId('toasts').append(box);
-  setTimeout(() => box.remove(), kind === 'error' ? 7000 : 4000);
+  const region = byId('toasts');
+  region.append(box);
+  raiseToasts(region);
+  setTimeout(() => {
+    box.remove();
+    if (!region.childElementCount && region.matches(':popover-open')) region.hidePopover();
+  }, kind === 'error' ? 7000 : 4000);
+}
+
+/** Toasts live in the top layer (a popover), re-raised so they show above open dialogs. */
+function raiseToasts(region) {
+  if (typeof region.showPopover !== 'function') return;
+  if (region.matches(':popover-open')) region.hidePopover();
+  region.showPopover();
 }
 
 function newClientMsgId() {
@@ -668,7 +680,10 @@ async function sendRead(conv) {
   renderConvList();
   try {
     const ack = await request('Read', { gid: conv.gid, msgId: newest });
-    if (ack.content !== 'Ok') {
+    if (ack.content === 'Ok') {
+      // a Read raises the delivered watermark too
+      state.acked.set(conv.gid, Math.max(state.acked.get(conv.gid) || 0, newest));
+    } else {
       conv.readSent = previous;
       if (ack.content === 'rate_limited') {
         conv.needsRead = true;
@@ -717,6 +732,7 @@ function applyIncoming(msg) {
   }
 
   const isNew = !conv.last || msg.id > conv.last.id;
+  if (!isMine(msg)) markPeerRead(conv, msg.id);
   if (conv.loaded) {
     msg.status = isMine(msg) && msg.id <= conv.peerRead ? 'read' : 'sent';
     conv.messages.set(msg.id, msg);
@@ -749,8 +765,17 @@ function onReadPush(body) {
     }
     return;
   }
-  if (body.msgId <= conv.peerRead) return;
-  conv.peerRead = body.msgId;
+  markPeerRead(conv, body.msgId);
+}
+
+/**
+ * Another member has read the group up to msgId: from a Read push, or implied by a
+ * message of theirs (sending raises the sender's own read watermark, and the server
+ * announces no Read for that).
+ */
+function markPeerRead(conv, msgId) {
+  if (!(msgId > conv.peerRead)) return;
+  conv.peerRead = msgId;
   savePeerRead();
   for (const msg of conv.messages.values()) {
     if (isMine(msg) && msg.id <= conv.peerRead && msg.status === 'sent') {
@@ -758,6 +783,12 @@ function onReadPush(body) {
       updateStatusEl(msg);
     }
   }
+}
+
+function markReadByOthers(conv, messages) {
+  let newest = 0;
+  for (const msg of messages) if (!isMine(msg) && msg.id > newest) newest = msg.id;
+  markPeerRead(conv, newest);
 }
 
 const userFetches = new Set();
@@ -856,6 +887,7 @@ async function loadConversations() {
     if (row.group.mode === 1 && row.user && row.user.id !== me.id) conv.peer = row.user;
     if (!row.msg) continue;
     const last = fromInfo(row.msg);
+    if (!isMine(last)) markPeerRead(conv, last.id);
     if (!conv.last || last.id >= conv.last.id) {
       conv.last = last;
       conv.unread = last.id <= conv.readSent ? 0 : row.unread || 0;
@@ -919,7 +951,7 @@ function convItem(conv) {
     const who = isMine(newest) ? 'You: ' : conv.group.mode === 2 ? `${userName(newest.uid)}: ` : '';
     preview = who + plainPreview(newest);
   } else {
-    preview = conv.group.mode === 2 ? 'New group' : 'Say hello 👋';
+    preview = conv.group.mode === 2 ? 'New group' : 'No messages yet';
   }
   const unread = conv.unread;
   const open = conv.gid === state.openGid;
@@ -1043,6 +1075,7 @@ async function loadHistoryPage(conv, page) {
     return null;
   }
   rows = rows || [];
+  markReadByOthers(conv, rows.map((row) => row.msg));
   for (const row of rows) {
     rememberUser(row.user);
     const msg = fromInfo(row.msg);
@@ -1089,6 +1122,7 @@ async function reloadOpenConversation() {
     conv.nextPage = 2;
     conv.hasOlder = true;
   }
+  markReadByOthers(conv, rows.map((row) => row.msg));
   for (const row of rows) {
     rememberUser(row.user);
     const msg = fromInfo(row.msg);
@@ -2027,7 +2061,15 @@ async function submitRegister(event) {
 
 async function logout() {
   byId('logout-btn').disabled = true;
-  if (net.loggedIn) await request('Logout', {}).catch(() => {});
+  if (net.loggedIn) {
+    const bye = request('Logout', {});
+    net.loggedIn = false; // nothing else may go out on this connection
+    clearTimeout(ackTimer);
+    ackTimer = 0;
+    for (const timer of readTimers.values()) clearTimeout(timer);
+    readTimers.clear();
+    await bye.catch(() => {});
+  }
   await api('POST', '/api/user/logout').catch(() => {});
   byId('logout-btn').disabled = false;
   leaveApp();
