@@ -119,10 +119,16 @@ def request_friend(*, user: User, fid: int) -> None:
 def answer_friend(*, user: User, fid: int, accept: bool) -> None:
     """Answer `fid`'s request to `user`: accept makes both friends and opens their
     one-to-one chat if they have none; reject deletes the request."""
-    request = (
+    # Both directions of the pair are locked in one statement, in id order: confirming
+    # touches both edges, and two users answering each other's requests at once would
+    # otherwise lock them in opposite orders and deadlock.
+    edges = (
         Friendship.objects.select_for_update()
-        .filter(from_user_id=fid, to_user=user, status=Friendship.APPLY)
-        .first()
+        .filter(Q(from_user_id=fid, to_user=user) | Q(from_user=user, to_user_id=fid))
+        .order_by("pk")
+    )
+    request = next(
+        (e for e in edges if e.from_user_id == fid and e.status == Friendship.APPLY), None
     )
     if request is None:
         raise NotFound(f"no friend request from user {fid}")
