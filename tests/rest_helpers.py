@@ -5,10 +5,12 @@ import asyncio
 import itertools
 import json
 import re
+import threading
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
+from django.db import connection
 from django.test import TestCase
 
 from accounts.models import Friendship
@@ -123,3 +125,30 @@ def events_published(settings, layer_groups: str | list[str], action) -> list[di
                 return events
 
     return async_to_sync(drain)()
+
+
+def run_in_threads(count: int, work) -> list:
+    """Run work(index) in `count` threads released together; each thread closes its
+    own database connection. Returns the results; re-raises the first failure."""
+    barrier = threading.Barrier(count)
+    results: list = [None] * count
+    errors: list[BaseException] = []
+
+    def worker(index: int) -> None:
+        try:
+            barrier.wait(timeout=30)
+            results[index] = work(index)
+        except BaseException as exc:  # re-raised below, in the test's thread
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads), "a sender hung"
+    if errors:
+        raise errors[0]
+    return results

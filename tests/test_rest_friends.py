@@ -3,10 +3,21 @@
 import pytest
 
 from accounts.models import Friendship, User
+from accounts.services import answer_friend
 from chat.events import user_channel
 from chat.models import Group, Membership
 from chat.services import pair_key
-from tests.rest_helpers import USER_KEYS, befriend, direct_chat, events_published, fails, is_id, ok
+from rimsite.errors import NotFound
+from tests.rest_helpers import (
+    USER_KEYS,
+    befriend,
+    direct_chat,
+    events_published,
+    fails,
+    is_id,
+    ok,
+    run_in_threads,
+)
 
 CONFIRM, REJECT = 1, 2
 
@@ -250,3 +261,24 @@ def test_answering_a_request_of_an_unknown_user_is_404(client_for, alice):
 )
 def test_answer_with_a_missing_or_invalid_field_is_400_naming_it(client_for, alice, body, field):
     assert fails(client_for(alice), "friend/status/modify", body, expect=400).startswith(field)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_users_confirming_each_others_requests_at_once_become_friends_with_one_chat(make_user):
+    # Several pairs: the race (both edges locked in opposite orders) does not bite every time.
+    for _ in range(5):
+        pair = (make_user(), make_user())
+        Friendship.objects.create(from_user=pair[0], to_user=pair[1])
+        Friendship.objects.create(from_user=pair[1], to_user=pair[0])
+
+        def confirm(index: int, pair=pair) -> str:
+            try:
+                answer_friend(user=pair[index], fid=pair[1 - index].pk, accept=True)
+            except NotFound:
+                return "already settled"
+            return "confirmed"
+
+        assert sorted(run_in_threads(2, confirm)) == ["already settled", "confirmed"]
+        edges = Friendship.objects.filter(from_user__in=pair)
+        assert sorted(edges.values_list("status", flat=True)) == [1, 1]
+        assert direct_chats_of(*pair).count() == 1

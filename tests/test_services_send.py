@@ -2,15 +2,12 @@
 under concurrent writers (real threads on the real database: the SQLite test database
 is a file), and watermarks that only rise."""
 
-import threading
-
 import pytest
-from django.db import connection
 
 from chat.models import Group, Membership, Message
 from chat.services import create_group, mark_delivered, mark_read, send_message
 from rimsite.errors import NotMember, UnknownMessage
-from tests.rest_helpers import group_of, send
+from tests.rest_helpers import group_of, run_in_threads, send
 
 
 @pytest.fixture
@@ -32,33 +29,6 @@ def send_as(user, group, client_msg_id: str, content: str = "hi"):
 def marks(user, group) -> tuple[int, int]:
     membership = Membership.objects.get(user=user, group=group)
     return membership.delivered_seq, membership.read_seq
-
-
-def run_in_threads(count: int, work) -> list:
-    """Run work(index) in `count` threads released together; each thread closes its
-    own database connection. Returns the results; re-raises the first failure."""
-    barrier = threading.Barrier(count)
-    results: list = [None] * count
-    errors: list[BaseException] = []
-
-    def worker(index: int) -> None:
-        try:
-            barrier.wait(timeout=30)
-            results[index] = work(index)
-        except BaseException as exc:  # reported to the test below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads), "a sender hung"
-    if errors:
-        raise errors[0]
-    return results
 
 
 # Sending
