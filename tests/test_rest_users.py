@@ -4,11 +4,12 @@ import json
 import uuid
 
 import pytest
+from rest_framework.test import APIClient
 
 from accounts.models import Token, User
 from chat.events import user_channel
 from chat.services import send_message
-from tests.rest_helpers import USER_KEYS, call, events_published, fails, is_id, ok
+from tests.rest_helpers import USER_KEYS, call, events_published, fails, is_id, ok, run_in_threads
 
 PASSWORD = "s3cret-Passw0rd-7c1"
 
@@ -63,6 +64,16 @@ def test_create_user_with_an_existing_account_is_409_and_stores_nothing(api_clie
     fails(api_client, "user/create", new_user(name="Other"), expect=409)
     assert User.objects.filter(account="alice").count() == 1
     assert User.objects.get(account="alice").name == "Alice"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_creates_of_one_account_store_one_user_and_answer_409():
+    def create(index: int) -> int:
+        status, _ = call(APIClient(), "user/create", new_user(name=f"Alice {index}"))
+        return status
+
+    assert sorted(run_in_threads(4, create)) == [200, 409, 409, 409]
+    assert User.objects.filter(account="alice").count() == 1
 
 
 @pytest.mark.parametrize("field", ["name", "account", "password"])
