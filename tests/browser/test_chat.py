@@ -134,3 +134,47 @@ def test_every_client_event_has_a_fresh_client_msg_id_and_gets_one_ok_ack(
     assert (msg["kind"], msg["gid"], msg["content"]) == ("Text", gid, "pong")
     read = next(f for f in sent if f["event"] == "Read")["body"]
     assert (read["gid"], read["msgId"]) == (gid, int(ping.get_attribute("data-msg-id")))
+
+
+def test_heart_is_sent_every_30_seconds_and_acked(server, open_client, pair):
+    alice_user, _, _ = pair
+    alice = open_client(server)
+    alice.page.clock.install()  # real time keeps flowing; fast_forward jumps ahead
+    alice.login(alice_user)
+
+    def hearts():
+        return [f["body"]["clientMsgId"] for f in alice.frames_sent if f["event"] == "Heart"]
+
+    def acked_ok():
+        return {f.get("clientMsgId") for f in alice.frames_received if f.get("content") == "Ok"}
+
+    assert hearts() == []
+    for n in (1, 2):
+        # (each ack is awaited before jumping again: a 20 s silence would be a dead link)
+        alice.page.clock.fast_forward("00:30")
+        wait_until(alice.page, lambda n=n: len(hearts()) == n, what=f"Heart {n}")
+        wait_until(alice.page, lambda: set(hearts()) <= acked_ok(), what=f"an Ok for Heart {n}")
+    expect(alice.banner).to_have_attribute("data-state", "online")
+    assert [f["event"] for f in alice.frames_sent].count("Login") == 1
+
+
+def test_my_message_from_another_device_shows_as_mine_on_this_one(server, open_client, pair):
+    alice_user, bob_user, _ = pair
+    laptop = open_client(server).login(alice_user)
+    phone = open_client(server, viewport={"width": 390, "height": 800}).login(alice_user)
+    bob = open_client(server).login(bob_user)
+    laptop.open_conv("Bob Builder")
+    phone.open_conv("Bob Builder")
+    bob.open_conv("Alice Liddell")
+
+    laptop.send("Sent from my laptop")
+    on_phone = phone.message("Sent from my laptop")
+    expect(on_phone).to_have_class(re.compile(r"\bmine\b"))
+    expect(bob.message("Sent from my laptop")).to_have_count(1)
+    expect(on_phone.get_by_test_id("msg-status")).to_have_attribute("data-status", "sent")
+    bob.send("Got it")
+    for device in (laptop, phone):
+        expect(device.message("Got it")).to_have_class(re.compile(r"\btheirs\b"))
+        expect(device.message("Sent from my laptop")).to_have_count(1)
+    expect(on_phone.get_by_test_id("msg-status")).to_have_attribute("data-status", "read")
+    expect(phone.page.get_by_test_id("unread-badge")).to_have_count(0)
