@@ -725,7 +725,7 @@ function applyIncoming(msg) {
   if (conv.messages.has(msg.id)) return; // duplicate (at-least-once offline sync)
 
   // our own message, sent from this tab, echoed before its ack arrived
-  const own = msg.clientMsgId && state.outbox.get(msg.clientMsgId);
+  const own = isMine(msg) && msg.clientMsgId && state.outbox.get(msg.clientMsgId);
   if (own && own.gid === conv.gid) {
     confirmSent(own, msg.id);
     return;
