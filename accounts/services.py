@@ -98,7 +98,9 @@ def get_user(*, uid: int) -> User:
 
 
 def find_user(*, account: str) -> User:
-    user = User.objects.filter(account=account).first()
+    """An active user by exact account: a deactivated one cannot be befriended, so it
+    is not found either."""
+    user = User.objects.filter(account=account, is_active=True).first()
     if user is None:
         raise NotFound("no user with that account")
     return user

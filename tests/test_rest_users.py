@@ -331,6 +331,11 @@ def test_user_search_unknown_account_is_404(client_for, make_user):
     fails(client_for(make_user("bob")), "user/search", account="nobody", expect=404)
 
 
+def test_user_search_does_not_find_a_deactivated_account(client_for, make_user):
+    User.objects.filter(pk=make_user("alice").pk).update(is_active=False)
+    fails(client_for(make_user("bob")), "user/search", account="alice", expect=404)
+
+
 @pytest.mark.parametrize(
     "attack",
     [
