@@ -23,7 +23,9 @@ WIDE = {"width": 1280, "height": 800}
 expect.set_options(timeout=10_000)
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: while sync_playwright() is open, Playwright's event loop
+# counts as running in this thread, which would break any asyncio test after this package.
+@pytest.fixture(scope="package")
 def browser() -> Browser:
     assert shutil.which("chromium") or shutil.which(CHROMIUM), (
         "Chromium is required for the browser tests: apt-get install chromium"
@@ -36,7 +38,7 @@ def browser() -> Browser:
         browser.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def server(tmp_path_factory) -> DaphneServer:
     """One server for the tests that do not restart it (users are unique per test)."""
     with DaphneServer(tmp_path_factory.mktemp("browser-server")) as srv:
