@@ -183,8 +183,17 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             raise ClientError("auth_failed", "the token is unknown, expired or not this user's")
         await self.unbind()
         await self.bind(session, gids)
+        try:
+            state = await sync_state(user_id=self.uid, limit=settings.RIM_SYNC_LIMIT)
+        except Exception:
+            # The Login fails as a whole (one server_error ack), instead of an Ok
+            # followed by a server_error and a bound connection that, knowing no
+            # group's seq, would silently drop every push.
+            self.last_pushed = dict.fromkeys(gids, 0)
+            await self.unbind()
+            raise
         await self.send_ack(event)
-        await self.sync()
+        await self.sync(state)
 
     async def bind(self, session: accounts.Session, gids: list[int]) -> None:
         self.uid = session.user.pk
@@ -210,10 +219,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             return_exceptions=True,
         )
 
-    async def sync(self) -> None:
-        """Offline sync: after joining the layer groups, push what the user has not
-        received, then follow each group from its newest seq."""
-        state = await sync_state(user_id=self.uid, limit=settings.RIM_SYNC_LIMIT)
+    async def sync(self, state: services.SyncState) -> None:
+        """Offline sync: with `state` read after joining the layer groups, push what the
+        user has not received, then follow each group from its newest seq."""
         self.last_pushed = dict(state.last_seqs)
         for message in state.messages:
             await self.send(text_data=message_push(message))
