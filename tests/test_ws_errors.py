@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 
 from accounts import services as accounts
 from accounts.models import Token, User
-from chat import services
+from chat import consumers, services
 from tests import ws_helpers
 from tests.ws_helpers import (
     assert_all_quiet,
@@ -23,6 +23,7 @@ from tests.ws_helpers import (
     db_state,
     layer_is_remote,
     message_count,
+    store_message,
     watermarks,
 )
 
@@ -536,3 +537,29 @@ async def test_an_unexpected_failure_in_read_is_server_error_and_pushes_nothing(
     client_msg_id = await room.bob.send_event("Read", gid=room.team.gid, msg_id=msg_id)
     await room.refused(room.bob, client_msg_id, "server_error")
     assert await watermarks(room.team.bob, room.team.gid) == (0, 0)
+
+
+async def test_a_failing_offline_sync_fails_the_login_with_one_server_error(
+    team, connect, monkeypatch
+):
+    await store_message(team.alice, team.gid, "backlog")
+
+    async def broken_sync_state(**kwargs):
+        raise RuntimeError("kaboom: database went away")
+
+    monkeypatch.setattr(consumers, "sync_state", broken_sync_state)
+    bob = await connect()
+    bob.uid = team.bob.pk
+    login = await bob.send_event("Login", content=team.token(team.bob))
+    frames = await bob.drain()
+    assert len(frames) == 1, frames
+    assert_error_ack(frames[0], "server_error", login)
+    assert "kaboom" not in str(frames[0])
+    # Not half logged in: refused like any connection before Login.
+    sent = await bob.send_event("Msg", gid=team.gid, content="x")
+    assert_error_ack(await bob.ack(sent), "not_logged_in", sent)
+    assert await message_count(content="x") == 0
+    # Once the database answers again, Login works and the backlog arrives.
+    monkeypatch.undo()
+    await bob.login(team.bob, team.token(team.bob))
+    assert (await bob.msg_push())["content"] == "backlog"
