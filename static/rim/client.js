@@ -1250,7 +1250,7 @@ function statusEl(msg) {
 function failedEl(msg) {
   return h(
     'div',
-    { class: 'failed', 'data-testid': 'msg-failed' },
+    { class: 'msg-error', 'data-testid': 'msg-failed' },
     `Not sent: ${msg.error || 'error'} `,
     h('button', { type: 'button', class: 'link-btn', onclick: () => retrySend(msg) }, 'Retry'),
   );
@@ -1261,7 +1261,7 @@ function updateStatusEl(msg) {
   if (!el || !el.isConnected) return;
   if (msg.id !== null) el.dataset.msgId = String(msg.id);
   el.querySelector('.status')?.replaceWith(statusEl(msg));
-  el.querySelector('.failed')?.remove();
+  el.querySelector('.msg-error')?.remove();
   if (msg.status === 'failed') el.append(failedEl(msg));
 }
 

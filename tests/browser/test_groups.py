@@ -1,12 +1,14 @@
 """A group of three: created from friends in the UI, chatted in live, managed by its admin."""
 
 import os
+import re
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
 from tests.browser.ui import befriend, exact, make_account
+from tests.live import api
 
 pytestmark = pytest.mark.browser
 
@@ -123,3 +125,40 @@ def test_group_admin_renames_and_changes_members_and_a_member_leaves(server, ope
     expect(carol.conv("Sci-fi book club")).to_have_count(0)
     alice.page.get_by_test_id("chat-info").click()
     expect(info.get_by_test_id("member-item")).to_have_count(1)
+
+
+def test_a_message_the_server_refuses_is_marked_not_sent_with_the_reason(server, open_client):
+    alice_user = make_account(server, "Alice Liddell")
+    bob_user = make_account(server, "Bob Builder")
+    befriend(server, alice_user, bob_user)
+    gid = api(
+        server.http_url,
+        "group/create",
+        {
+            "group": {"name": "Short-lived", "avatar": "", "mode": 2, "creatorUid": bob_user.uid},
+            "users": [{"uid": alice_user.uid, "role": 1}],
+        },
+        token=bob_user.token,
+    )
+    alice = open_client(server).login(alice_user)
+    alice.open_conv("Short-lived")
+    alice.send("Still here")
+
+    # Bob removes Alice while her conversation is open; her next message is refused.
+    api(
+        server.http_url,
+        "group/user/change",
+        {"gid": gid, "uids": [alice_user.uid], "opType": 2},
+        token=bob_user.token,
+    )
+    alice.composer.fill("Am I still in?")
+    alice.composer.press("Enter")
+    refused = alice.message("Am I still in?")
+    expect(refused.get_by_test_id("msg-status")).to_have_attribute("data-status", "failed")
+    expect(refused.get_by_test_id("msg-failed")).to_contain_text("Not sent:")
+    expect(refused.get_by_test_id("msg-failed")).to_contain_text(str(gid))  # the server's detail
+    expect(refused).not_to_have_attribute("data-msg-id", re.compile(r"."))
+    expect(alice.page.get_by_role("alert").filter(has_text="Message not sent")).to_be_visible()
+    ack = next(f for f in alice.frames_received if f.get("kind") == "Ack" and f["content"] != "Ok")
+    assert ack["content"] == "not_member"
+    assert ack["serverMsgId"] is None
