@@ -40,6 +40,11 @@ class RetryingRedisChannelLayer(RedisChannelLayer):
                     await self.rejoin()
                 return await super().receive(channel)
             except REDIS_DOWN as exc:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # Cancelled (the consumer is closing), and redis-py turned the
+                    # cancellation into a read timeout: not an outage, stop here.
+                    raise asyncio.CancelledError from exc
                 self.rejoin_needed = True
                 log.warning(
                     "event=layer_receive_failed error=%s retry_in=%.1f", type(exc).__name__, delay
