@@ -291,6 +291,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if last is None or seq <= last:
             return
         if seq > last + 1:
+            log.info("event=gap_repair conn=%s gid=%s after=%s", self.conn_label, gid, last)
             await self.repair(gid, last, seq - 1)
         if event["origin"] != self.channel_name:
             await self.send(text_data=event["push"])
@@ -300,7 +301,6 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     async def repair(self, gid: int, after: int, upto: int) -> None:
         """Push the stored messages of `gid` with seq in (after, upto], in bounded
         reads, and record the newest one seen."""
-        log.info("event=gap_repair conn=%s gid=%s after=%s", self.conn_label, gid, after)
         while after < upto:
             missed = await messages_between(gid=gid, after_seq=after, upto_seq=upto)
             if not missed:
