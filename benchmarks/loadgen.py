@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import collections
 import contextlib
 import hashlib
 import ipaddress
@@ -156,6 +157,65 @@ class ProcStats:
             "hwm_kb": kb("VmHWM"),
             "threads": int(status.get("Threads", "0")),
         }
+
+
+class MachineStats:
+    """Per-core busy time from /proc/stat: shows whether other processes competed for
+    the cores during a measurement (taskset pins, it does not reserve)."""
+
+    @staticmethod
+    def sample() -> dict:
+        cores = {}
+        with open("/proc/stat") as f:
+            for line in f:
+                if line.startswith("cpu") and line[3].isdigit():
+                    name, *vals = line.split()
+                    v = [int(x) for x in vals]
+                    idle = v[3] + v[4]  # idle + iowait
+                    cores[name] = (sum(v[:8]) - idle, sum(v[:8]))
+        return {"t": time.monotonic(), "cores": cores, "loadavg": os.getloadavg()}
+
+    @staticmethod
+    def delta(a: dict, b: dict, server_cpu_s: float | None, loadgen_cpu_s: float) -> dict:
+        busy = {}
+        busy_s = 0.0
+        for name, (b_busy, b_total) in b["cores"].items():
+            a_busy, a_total = a["cores"].get(name, (b_busy, b_total))
+            total = b_total - a_total
+            busy[name] = round(100.0 * (b_busy - a_busy) / total, 1) if total else None
+            busy_s += (b_busy - a_busy) / CLK_TCK
+        # Without --server-pid the server's own CPU cannot be told from others'.
+        others = None if server_cpu_s is None else busy_s - server_cpu_s - loadgen_cpu_s
+        wall = b["t"] - a["t"]
+        return {
+            "core_busy_pct": busy,
+            "other_processes_cpu_s": None if others is None else round(others, 2),
+            "other_processes_pct_of_one_core": (
+                round(100.0 * others / wall, 1) if others is not None and wall else None
+            ),
+            "loadavg_start": [round(x, 2) for x in a["loadavg"]],
+            "loadavg_end": [round(x, 2) for x in b["loadavg"]],
+        }
+
+
+async def settle(proc: ProcStats, limit: float) -> dict:
+    """Wait (at most `limit` s) until the server is quiet: under 10% of a core over
+    0.5 s. A previous run's backlog must not be measured as this run's load."""
+    t0 = time.monotonic()
+    prev = proc.sample()
+    if prev is None or limit <= 0:
+        return {"settle_s": 0.0, "settled": None}
+    while time.monotonic() - t0 < limit:
+        await asyncio.sleep(0.5)
+        cur = proc.sample()
+        if cur is None:
+            break
+        busy = (cur["cpu_s"] - prev["cpu_s"]) / (cur["t"] - prev["t"])
+        prev = cur
+        if busy < 0.10:
+            return {"settle_s": round(time.monotonic() - t0, 1), "settled": True}
+    log(f"WARNING: the server stayed busy for the whole --settle {limit} s")
+    return {"settle_s": round(time.monotonic() - t0, 1), "settled": False}
 
 
 def own_cpu() -> float:
@@ -648,9 +708,10 @@ async def open_and_login(args, uid: int, token: str, timeout: float):
     return conn, time.perf_counter_ns() - t0
 
 
-async def open_many(args, creds: list[tuple], n: int, timeout: float) -> tuple:
+async def open_many(args, creds: list[tuple], n: int, timeout: float, on_open=None) -> tuple:
     """Open and log in n connections (connection i uses creds[i % len]) with bounded
-    concurrency. Returns (conns with None for failures, login latencies, failures)."""
+    concurrency; on_open(conn, uid) runs right after each login. Returns (conns with None
+    for failures, login latencies, failures)."""
     sem = asyncio.Semaphore(args.connect_concurrency)
     conns: list = [None] * n
     lat: list[int] = []
@@ -671,6 +732,8 @@ async def open_many(args, creds: list[tuple], n: int, timeout: float) -> tuple:
                 return
         conns[i] = conn
         lat.append(ns)
+        if on_open is not None:
+            on_open(conn, uid)
         if every and len(lat) % every == 0:
             log(f"connect: {len(lat)}/{n} logged in ({time.monotonic() - t0:.1f} s)")
 
@@ -726,6 +789,7 @@ class Stats:
         self.read_pushes = 0
         self.other_frames = 0
         self.unmatched_acks = 0
+        self.heart_acks = 0
         self.close_reasons: dict[str, int] = {}
 
 
@@ -804,7 +868,10 @@ class Client:
             cmid = d.get("clientMsgId")
             t0 = self.pending.pop(cmid, None)
             if t0 is None:
-                st.unmatched_acks += 1
+                if cmid == "h":
+                    st.heart_acks += 1
+                else:
+                    st.unmatched_acks += 1
                 return None
             ok = d.get("content") == "Ok"
             if cmid[0] == "m":
@@ -934,9 +1001,12 @@ async def run_load(args, rest: Rest, proc: ProcStats) -> dict:
         log(f"WARNING: WebSocket login failures: {failures}")
     for c in live:
         c.conn.set_handler(c.on_frame)
+    result["setup"].update(await settle(proc, args.settle))
+    log("load: start")
 
     pace_interval = len(live) / args.rate if args.rate else None  # s between one user's msgs
     cpu0, srv0, wall0 = own_cpu(), proc.sample(), time.monotonic()
+    mach0 = MachineStats.sample()
     start = time.monotonic() + 0.05
     senders = []
     for c in live:
@@ -945,6 +1015,13 @@ async def run_load(args, rest: Rest, proc: ProcStats) -> dict:
             pace = (start + rng.uniform(0, pace_interval), pace_interval)
         senders.append(asyncio.create_task(c.send_all(args.msgs_per_user, args.window, pace)))
     progress = asyncio.create_task(report_progress(st, wall0))
+    # A connection that only receives is "silent" to the server: Heart keeps long runs
+    # and long drains from being closed by its idle timeout.
+    hb = Heartbeat(args.heart) if args.heart else None
+    if hb is not None:
+        for c in live:
+            hb.add(c.conn, c.uid)
+        hb_task = asyncio.create_task(hb.run())
     timed_out = False
     try:
         async with asyncio.timeout(args.timeout):
@@ -968,7 +1045,10 @@ async def run_load(args, rest: Rest, proc: ProcStats) -> dict:
     drained = time.monotonic() - t_acks
     wall = time.monotonic() - wall0
     cpu1, srv1 = own_cpu(), proc.sample()
+    mach1 = MachineStats.sample()
     progress.cancel()
+    if hb is not None:
+        hb_task.cancel()
     closed_during_run = dict(st.close_reasons)
     await close_all([c.conn for c in live])
 
@@ -1023,6 +1103,11 @@ async def run_load(args, rest: Rest, proc: ProcStats) -> dict:
                 "errors": dict(st.ctl_errors),
             },
             "unmatched_acks": st.unmatched_acks,
+            "heart": {
+                "interval_s": args.heart,
+                "sent": hb.sent if hb else 0,
+                "acked": st.heart_acks,
+            },
             "connections_closed_during_run": sum(closed_during_run.values()),
             "close_reasons": closed_during_run,
             "wall_s": round(wall, 3),
@@ -1032,6 +1117,9 @@ async def run_load(args, rest: Rest, proc: ProcStats) -> dict:
                 "cpu_s": round(cpu1 - cpu0, 3),
                 "cpu_pct_of_one_core": round(100.0 * (cpu1 - cpu0) / wall, 1),
             },
+            "machine": MachineStats.delta(
+                mach0, mach1, srv1["cpu_s"] - srv0["cpu_s"] if srv0 and srv1 else None, cpu1 - cpu0
+            ),
         }
     )
     return result
@@ -1072,32 +1160,52 @@ class IdleCounter:
             self.errors[code] = self.errors.get(code, 0) + 1
 
 
-async def heartbeat(conns: list, interval: float, rng: random.Random, counter: dict) -> None:
-    """One task for all connections: each sends Heart every `interval` s, phases spread."""
-    heart = frame("Heart", 0, None, "", "h")
-    n = len(conns)
-    if not n:
-        return
-    step = interval / n
-    offset = rng.uniform(0, step)
-    t0 = time.monotonic() + offset
-    k = 0
-    while True:
-        delay = t0 + k * step - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        conn = conns[k % n]
-        k += 1
-        if conn.is_open:
-            try:
-                await conn.send(heart)
-                counter["sent"] += 1
-            except ConnClosed:
-                pass
+class Heartbeat:
+    """Heart on every idle connection every `interval` s, counted from its login.
+
+    One task and one deque for all connections: entries are appended in due order and
+    re-queued `interval` later, so the deque stays sorted. It starts with the first
+    login: opening thousands of connections can take longer than the server's idle
+    timeout, and the first ones must not be closed for silence meanwhile.
+    """
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.queue: collections.deque = collections.deque()
+        self.wake = asyncio.Event()
+        self.sent = 0
+        self.frames: dict[int, bytes] = {}  # uid -> its Heart frame, shared by its devices
+
+    def add(self, conn, uid: int) -> None:
+        heart = self.frames.get(uid)
+        if heart is None:
+            heart = self.frames[uid] = frame("Heart", uid, None, "", "h")
+        self.queue.append((time.monotonic() + self.interval, conn, heart))
+        self.wake.set()
+
+    async def run(self) -> None:
+        queue = self.queue
+        while True:
+            if not queue:
+                self.wake.clear()
+                await self.wake.wait()
+                continue
+            due, conn, heart = queue[0]
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(min(delay, 1.0))
+                continue
+            queue.popleft()
+            if conn.is_open:
+                try:
+                    await conn.send(heart)
+                    self.sent += 1
+                except ConnClosed:
+                    continue
+                queue.append((due + self.interval, conn, heart))
 
 
 async def run_idle(args, rest: Rest, proc: ProcStats) -> dict:
-    rng = random.Random(args.seed)
     n = args.idle
     n_users = min(n, args.idle_users)
     result: dict = {"mode": "idle", "connections_requested": n, "users": n_users}
@@ -1109,28 +1217,34 @@ async def run_idle(args, rest: Rest, proc: ProcStats) -> dict:
     if n_users >= 2:
         await create_groups(rest, args.prefix, users, partition(n_users, 2), args.setup_concurrency)
     result["setup_s"] = round(time.monotonic() - t0, 2)
-    await asyncio.sleep(1.0)  # let the server settle before the baseline
+    await asyncio.sleep(1.0)
+    result["settle"] = await settle(proc, args.settle)
 
     srv_base = proc.sample()
     cpu0 = own_cpu()
+    mach0 = MachineStats.sample()
+    counter = IdleCounter()
+    hb = Heartbeat(args.heart) if args.heart else None
+    hb_task = asyncio.create_task(hb.run()) if hb else None
+
+    def on_open(conn, uid: int) -> None:
+        conn.set_handler(counter)
+        if hb is not None:
+            hb.add(conn, uid)
+
     t_conn = time.monotonic()
-    conns, login_lat, failures = await open_many(args, users, n, args.timeout)
+    conns, login_lat, failures = await open_many(args, users, n, args.timeout, on_open)
     t_conn = time.monotonic() - t_conn
     live = [c for c in conns if c is not None]
     del conns
-    counter = IdleCounter()
-    for c in live:
-        c.set_handler(counter)
+    closed_while_connecting = counter.closed
     log(f"idle: {len(live)}/{n} connections logged in after {t_conn:.1f} s")
     if failures:
         log(f"WARNING: connection failures: {failures}")
-
-    hb = {"sent": 0}
-    hb_task = None
-    if args.heart:
-        hb_task = asyncio.create_task(heartbeat(live, args.heart, rng, hb))
-    elif args.idle_seconds > 100:
-        log("note: --idle-seconds > 100 without --heart; the server may close silent connections")
+    if closed_while_connecting:
+        log(f"WARNING: the server closed {closed_while_connecting} connections meanwhile")
+    if not args.heart and t_conn + args.idle_seconds > 100:
+        log("note: no --heart; the server may close connections silent for its idle timeout")
     srv_conn = proc.sample()
     rss_samples = []
     t_hold = time.monotonic()
@@ -1141,7 +1255,11 @@ async def run_idle(args, rest: Rest, proc: ProcStats) -> dict:
             rss_samples.append(s["rss_kb"])
     held = time.monotonic() - t_hold
     srv_end = proc.sample()
+    mach1 = MachineStats.sample()
     still_open = sum(1 for c in live if c.is_open)
+    closed_by_server = counter.closed
+    if still_open < len(live):
+        log(f"WARNING: only {still_open}/{len(live)} connections were still open after the hold")
     if hb_task is not None:
         hb_task.cancel()
         await asyncio.gather(hb_task, return_exceptions=True)
@@ -1161,14 +1279,22 @@ async def run_idle(args, rest: Rest, proc: ProcStats) -> dict:
             "login_latency_ms": latency_summary(login_lat),
             "held_s": round(held, 1),
             "still_open_at_end": still_open,
+            "closed_by_server_while_connecting": closed_while_connecting,
+            "closed_by_server_total": closed_by_server,
             "heart": {
                 "interval_s": args.heart,
-                "sent": hb["sent"],
+                "sent": hb.sent if hb else 0,
                 "acked_ok": counter.acks_ok,
                 "errors": counter.errors,
             },
             "pushes_while_idle": counter.pushes,
             "close_s": round(t_close, 2),
+            "machine": MachineStats.delta(
+                mach0,
+                mach1,
+                srv_end["cpu_s"] - srv_base["cpu_s"] if srv_base and srv_end else None,
+                own_cpu() - cpu0,
+            ),
             "loadgen": {
                 "client": args.client,
                 "cpu_s": round(cpu1 - cpu0, 3),
@@ -1184,9 +1310,12 @@ async def run_idle(args, rest: Rest, proc: ProcStats) -> dict:
             "rss_max_during_hold_kb": max(rss_samples) if rss_samples else srv_end["rss_kb"],
             "rss_after_close_kb": srv_closed["rss_kb"] if srv_closed else None,
             "rss_peak_kb": srv_end["hwm_kb"],
+            # Per connection still open at the end of the hold; when some were closed
+            # early the figure is not trustworthy (freed memory is not returned).
             "rss_per_idle_connection_kb": round(
-                (srv_end["rss_kb"] - srv_base["rss_kb"]) / len(live), 2
+                (srv_end["rss_kb"] - srv_base["rss_kb"]) / max(still_open, 1), 2
             ),
+            "rss_per_idle_connection_reliable": still_open == len(live),
             "cpu_s_connect_and_hold": round(srv_end["cpu_s"] - srv_base["cpu_s"], 3),
             "threads": srv_end["threads"],
         }
@@ -1194,6 +1323,20 @@ async def run_idle(args, rest: Rest, proc: ProcStats) -> dict:
 
 
 # ---------------------------------------------------------------------- reporting
+
+
+def print_machine(r: dict) -> None:
+    m = r.get("machine")
+    if not m:
+        return
+    cores = ", ".join(f"{k} {v}%" for k, v in m["core_busy_pct"].items())
+    print(f"  machine: busy {cores}; load average {m['loadavg_start'][0]} -> {m['loadavg_end'][0]}")
+    others = m["other_processes_pct_of_one_core"]
+    if others is not None and others > 10:
+        print(
+            f"  !! other processes used {others}% of a core during the measurement: "
+            "the figures are disturbed"
+        )
 
 
 def expected_missing(d: dict) -> int:
@@ -1207,7 +1350,11 @@ def print_summary(args, r: dict) -> None:
         p(f"  ({r['users']} users), opened in {r['connect_s']} s ({r['connects_per_s']}/s)")
         ll = r["login_latency_ms"]
         p(f"  ws login latency ms: p50 {fmt_ms(ll['p50'])}  p99 {fmt_ms(ll['p99'])}")
-        p(f"  failures: {r['failures'] or 'none'}; still open after hold: {r['still_open_at_end']}")
+        p(f"  failures: {r['failures'] or 'none'}")
+        p(
+            f"  still open after the hold: {r['still_open_at_end']}; closed by the server: "
+            f"{r['closed_by_server_total']}"
+        )
         if args.heart:
             p(f"  heart every {args.heart} s: {r['heart']}")
         s = r.get("server")
@@ -1217,9 +1364,11 @@ def print_summary(args, r: dict) -> None:
                 f"connected {s['rss_end_of_hold_kb'] / 1024:.1f} MiB, "
                 f"after close {(s['rss_after_close_kb'] or 0) / 1024:.1f} MiB"
             )
-            p(f"  => server RSS per idle connection: {s['rss_per_idle_connection_kb']} KiB")
+            note = "" if s["rss_per_idle_connection_reliable"] else " (!! connections closed early)"
+            p(f"  => server RSS per idle connection: {s['rss_per_idle_connection_kb']} KiB{note}")
             p(f"  server CPU while connecting+holding: {s['cpu_s_connect_and_hold']} s")
         p(f"  loadgen CPU: {r['loadgen']['cpu_s']} s")
+        print_machine(r)
         return
 
     m, d = r["messages"], r["deliveries"]
@@ -1285,6 +1434,7 @@ def print_summary(args, r: dict) -> None:
             f"rss {s['rss_before_kb'] / 1024:.1f} -> {s['rss_after_kb'] / 1024:.1f} MiB "
             f"(peak {s['rss_peak_kb'] / 1024:.1f} MiB), threads {s['threads']}"
         )
+    print_machine(r)
     lg = r["loadgen"]
     p(
         f"  loadgen: cpu {lg['cpu_s']} s ({lg['cpu_pct_of_one_core']}% of one core), "
@@ -1318,7 +1468,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--idle", type=int, help="idle mode: hold N logged-in connections")
     ap.add_argument("--idle-seconds", type=float, help="idle mode hold time")
     ap.add_argument("--idle-users", type=int, default=100, help="idle mode: distinct users")
-    ap.add_argument("--heart", type=float, default=0.0, help="idle mode: Heart interval s; 0 = off")
+    ap.add_argument(
+        "--heart",
+        type=float,
+        default=60.0,
+        help="Heart interval per connection, s (the server closes silent connections after "
+        "RIM_IDLE_TIMEOUT, 120 s); 0 = off",
+    )
     ap.add_argument("--server-pid", type=int, help="server pid for CPU/RSS from /proc")
     ap.add_argument("--json", metavar="PATH", help="write the result as JSON")
     ap.add_argument("--seed", type=int, default=1, help="seed for pacing jitter")
@@ -1326,8 +1482,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument(
         "--drain", type=float, default=30.0, help="wait for deliveries after the last ack, s"
     )
+    ap.add_argument(
+        "--settle",
+        type=float,
+        default=60.0,
+        help="with --server-pid: wait up to S s for an idle server before measuring",
+    )
     ap.add_argument("--setup-concurrency", type=int, default=16)
-    ap.add_argument("--connect-concurrency", type=int, default=64)
+    ap.add_argument("--connect-concurrency", type=int, default=16)
     ap.add_argument(
         "--client",
         choices=("raw", "websockets"),
