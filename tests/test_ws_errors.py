@@ -289,6 +289,7 @@ async def test_login_with_a_token_that_is_not_valid_for_the_uid_is_auth_failed(t
     else:
         key = await token_of_deactivated_user(carol)
     dave = await connect(user=team.dave, token=team.token(team.dave))
+    assert (await dave.msg_push())["content"] == "elsewhere"  # his own backlog
     client = await connect()
     before = await db_state()
     client_msg_id = await client.send_event("Login", uid=carol.pk, content=key)
@@ -298,6 +299,7 @@ async def test_login_with_a_token_that_is_not_valid_for_the_uid_is_auth_failed(t
     # Not bound: nothing of carol's group reaches it, and it cannot send as carol.
     sent = await client.send_event("Msg", uid=carol.pk, gid=team.side_gid, content="as carol?")
     assert_error_ack(await client.ack(sent), "not_logged_in", sent)
+    await dave.assert_quiet()
     await dave.msg(team.side_gid, "to carol")
     await client.assert_quiet()
     assert await db_state() != before  # dave's message is stored: the check can see one

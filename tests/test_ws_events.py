@@ -1,6 +1,7 @@
 """The six events of PROTOCOL.md §2 over a real consumer: what each answers, stores and
 pushes. The seed's examples are golden: field names, casing and shapes are exact."""
 
+import logging
 import re
 
 import pytest
@@ -54,6 +55,24 @@ async def test_login_ack_is_exactly_the_seed_example(team, connect, path):
         "content": "Ok",
     }
     await client.assert_quiet()
+
+
+async def test_tokens_are_never_logged(team, connect, caplog):
+    valid = team.token(team.alice)
+    wrong = team.token(team.bob)
+    with caplog.at_level(logging.DEBUG):
+        client = await connect(user=team.alice, token=valid)
+        refused = await client.send_event("Login", uid=team.bob.pk, content=wrong)
+        await client.ack(refused)
+        other = await connect()
+        refused = await other.send_event("Login", uid=team.alice.pk, content=wrong)
+        assert (await other.ack(refused))["content"] == "auth_failed"
+        await client.close()
+    assert any(r.name == "rim.ws" for r in caplog.records)
+    logged = caplog.text + " ".join(str(r.args) for r in caplog.records)
+    for token in (valid, wrong):
+        assert token not in logged
+        assert token.replace("-", "") not in logged
 
 
 async def test_login_binds_the_connection_so_its_messages_are_sent(team, connect):
