@@ -2,7 +2,10 @@
 
 import asyncio
 import logging
+import time
 
+from channels.exceptions import ChannelFull
+from channels.layers import InMemoryChannelLayer
 from channels_redis.core import RedisChannelLayer
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -70,3 +73,74 @@ class RetryingRedisChannelLayer(RedisChannelLayer):
             if not channels:
                 del self.memberships[group]
         await super().group_discard(group, channel)
+
+
+class ProcessChannelLayer(InMemoryChannelLayer):
+    """The in-memory layer of one process, without two costs and one trap of the stock
+    InMemoryChannelLayer:
+
+    - it scans every channel and every group on each send and receive, so a push costs
+      O(connections); here a send touches only the receiving channel's queue, and
+      stale messages are swept at most every few seconds;
+    - it deep-copies each message for each receiver; our events are never mutated, so
+      every receiver shares one (the push inside is encoded once per fan-out);
+    - a message left unread past `expiry` removed its channel from *every* group, so a
+      consumer that fell behind for a minute silently received nothing more, ever.
+      Here only the stale messages go (the consumer repairs the hole from the
+      database); consumers leave their groups themselves when they disconnect.
+    """
+
+    sweep_interval = 5.0
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.next_sweep = 0.0
+
+    async def send(self, channel, message):
+        self.require_valid_channel_name(channel)
+        self.sweep()
+        self.put(channel, message, time.monotonic() + self.expiry)
+
+    async def receive(self, channel):
+        queue = self.channels.get(channel) or self.new_queue(channel)
+        try:
+            _, message = await queue.get()
+        finally:
+            if queue.empty() and self.channels.get(channel) is queue:
+                del self.channels[channel]
+        return message
+
+    async def group_send(self, group, message):
+        self.sweep()
+        deadline = time.monotonic() + self.expiry
+        for channel in list(self.groups.get(group, ())):
+            try:
+                self.put(channel, message, deadline)
+            except ChannelFull:
+                log.warning("event=layer_channel_full group=%s", group)
+
+    def new_queue(self, channel: str) -> asyncio.Queue:
+        queue = self.channels[channel] = asyncio.Queue(maxsize=self.get_capacity(channel))
+        return queue
+
+    def put(self, channel: str, message: dict, deadline: float) -> None:
+        queue = self.channels.get(channel) or self.new_queue(channel)
+        try:
+            queue.put_nowait((deadline, message))
+        except asyncio.QueueFull:
+            raise ChannelFull(channel) from None
+
+    def sweep(self) -> None:
+        """Drop messages nobody read before their deadline (e.g. sent to a channel that
+        just closed), and the queues they leave empty."""
+        now = time.monotonic()
+        if now < self.next_sweep:
+            return
+        self.next_sweep = now + self.sweep_interval
+        for channel, queue in list(self.channels.items()):
+            if queue.empty() or queue._queue[0][0] >= now:
+                continue
+            while not queue.empty() and queue._queue[0][0] < now:
+                queue.get_nowait()
+            if queue.empty():
+                del self.channels[channel]

@@ -191,7 +191,7 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "BACKEND": "rimsite.layers.ProcessChannelLayer",
             "CONFIG": {
                 "capacity": RIM_LAYER_CAPACITY,
                 "group_expiry": RIM_LAYER_GROUP_EXPIRY,
