@@ -10,7 +10,7 @@ who has it.
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Subquery, Window
 from django.db.models.functions import Greatest, RowNumber
 from django.utils import timezone
@@ -185,51 +185,78 @@ def change_members(*, user: User, gid: int, uids: list[int], op: int) -> None:
             events.member_left(uid=uid, gid=gid)
 
 
+# The send path is the server's hot path: fixed SQL instead of the ORM's query
+# building, which profiling showed to cost several times the database's own work.
+# Table names come from the models; every value is a bound parameter.
+_MESSAGE = Message._meta.db_table
+_GROUP = Group._meta.db_table
+_MEMBERSHIP = Membership._meta.db_table
+_FIND_RETRY = f"SELECT id FROM {_MESSAGE} WHERE sender_id = %s AND client_msg_id = %s"
+# Allocates the next seq, locks the group row until commit (PostgreSQL; SQLite holds
+# its write lock from BEGIN IMMEDIATE), and checks membership, in one statement.
+_NEXT_SEQ = (
+    f"UPDATE {_GROUP} SET last_seq = last_seq + 1 WHERE id = %s AND EXISTS "
+    f"(SELECT 1 FROM {_MEMBERSHIP} WHERE group_id = %s AND user_id = %s) RETURNING last_seq"
+)
+_INSERT = (
+    f"INSERT INTO {_MESSAGE} (group_id, seq, sender_id, kind, content, client_msg_id, "
+    "created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id"
+)
+_SET_LAST = f"UPDATE {_GROUP} SET last_msg_id = %s WHERE id = %s"
+# Under the group lock `seq` is the group's newest, so no watermark can be above it.
+_SENDER_READ = (
+    f"UPDATE {_MEMBERSHIP} SET delivered_seq = %s, read_seq = %s "
+    "WHERE group_id = %s AND user_id = %s"
+)
+
+
 def send_message(
     *, sender_id: int, gid: int, kind: str, content: str, client_msg_id: str
 ) -> SendResult:
-    """Store a message, committed before this returns.
+    """Store a message, committed before this returns; five statements whatever the
+    group size.
 
     The group row is locked while its next seq is allocated, so seqs are gap-free and
-    commit in order (SQLite serialises writers on its own). A retry with the same
-    (sender, clientMsgId) returns the message stored the first time.
+    commit in order. A retry with the same (sender, clientMsgId) returns the message
+    stored the first time; the sender's watermarks rise to its own message.
     """
     try:
-        with transaction.atomic():
-            group = (
-                Group.objects.select_for_update(of=("self",))
-                .filter(pk=gid, memberships__user_id=sender_id)
-                .only("last_seq")
-                .first()
-            )
-            if group is None:
-                raise NotMember(f"user {sender_id} is not a member of group {gid}")
-            earlier = Message.objects.filter(
-                sender_id=sender_id, client_msg_id=client_msg_id
-            ).first()
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(_FIND_RETRY, [sender_id, client_msg_id])
+            earlier = cursor.fetchone()
             if earlier is not None:
-                return SendResult(message=earlier, created=False)
-            seq = group.last_seq + 1
-            message = Message.objects.create(
-                group_id=gid,
-                seq=seq,
-                sender_id=sender_id,
-                kind=kind,
-                content=content,
-                client_msg_id=client_msg_id,
+                return SendResult(message=Message.objects.get(pk=earlier[0]), created=False)
+            cursor.execute(_NEXT_SEQ, [gid, gid, sender_id])
+            allocated = cursor.fetchone()
+            if allocated is None:
+                raise NotMember(f"user {sender_id} is not a member of group {gid}")
+            seq = allocated[0]
+            now = timezone.now()
+            stamp = connection.ops.adapt_datetimefield_value(now)
+            cursor.execute(
+                _INSERT, [gid, seq, sender_id, kind, content, client_msg_id, stamp, stamp]
             )
-            Group.objects.filter(pk=gid).update(last_seq=seq, last_msg=message)
-            # The sender has read what it wrote (and everything before it).
-            Membership.objects.filter(group_id=gid, user_id=sender_id).update(
-                delivered_seq=Greatest("delivered_seq", seq), read_seq=Greatest("read_seq", seq)
-            )
-            return SendResult(message=message, created=True)
+            msg_id = cursor.fetchone()[0]
+            cursor.execute(_SET_LAST, [msg_id, gid])
+            cursor.execute(_SENDER_READ, [seq, seq, gid, sender_id])
     except IntegrityError:
-        # The same clientMsgId raced in through another group's lock: theirs won.
+        # A concurrent retry of the same clientMsgId committed first: theirs won.
         earlier = Message.objects.filter(sender_id=sender_id, client_msg_id=client_msg_id).first()
         if earlier is None:
             raise
         return SendResult(message=earlier, created=False)
+    message = Message(
+        pk=msg_id,
+        group_id=gid,
+        seq=seq,
+        sender_id=sender_id,
+        kind=kind,
+        content=content,
+        client_msg_id=client_msg_id,
+        created_at=now,
+        updated_at=now,
+    )
+    return SendResult(message=message, created=True)
 
 
 def _raise_watermark(*, user_id: int, gid: int, msg_id: int, read: bool) -> bool:
