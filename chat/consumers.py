@@ -27,6 +27,8 @@ CLOSE_TOO_BIG = 1009
 CLOSE_POLICY = 1008
 CLOSE_IDLE = 4000
 CLOSE_DEACTIVATED = 4001
+# Seconds between two tail checks of a connection (each costs one query).
+CATCH_UP_INTERVAL = 30.0
 
 # Event name → handler method (a class-level table: nothing per connection).
 HANDLERS = {
@@ -52,6 +54,7 @@ send_message = database_sync_to_async(services.send_message)
 mark_delivered = database_sync_to_async(services.mark_delivered)
 mark_read = database_sync_to_async(services.mark_read)
 messages_between = database_sync_to_async(services.messages_between)
+newest_seqs = database_sync_to_async(services.newest_seqs)
 
 
 def message_push(message) -> str:
@@ -90,6 +93,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.bucket = TokenBucket(rate=settings.RIM_RATE_LIMIT, burst=settings.RIM_RATE_BURST)
         self.refused_in_a_row = 0
         loop = asyncio.get_running_loop()
+        self.next_catch_up = loop.time() + CATCH_UP_INTERVAL
         self.last_frame_at = loop.time()
         self.idle_timer = loop.call_later(settings.RIM_IDLE_TIMEOUT, self.check_idle)
         await self.accept()
@@ -275,6 +279,21 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     async def on_heart(self, event: wire.ClientEvent) -> None:
         await self.send_ack(event)
+        now = asyncio.get_running_loop().time()
+        if self.uid is not None and now >= self.next_catch_up:
+            self.next_catch_up = now + CATCH_UP_INTERVAL
+            await self.catch_up()
+
+    async def catch_up(self) -> None:
+        """Push what the layer lost at the tail of a group. Gap repair notices a lost
+        event only when a later one arrives; a group that then falls silent would keep
+        its last messages from this connection. A logged-in client's Heart (at most
+        every CATCH_UP_INTERVAL) compares each group's newest seq with ours."""
+        for gid, newest in (await newest_seqs(user_id=self.uid)).items():
+            pushed = self.last_pushed.get(gid)
+            if pushed is not None and newest > pushed:
+                log.info("event=tail_repair conn=%s gid=%s after=%s", self.conn_label, gid, pushed)
+                await self.repair(gid, pushed, newest)
 
     async def on_logout(self, event: wire.ClientEvent) -> None:
         await self.require_session(event)

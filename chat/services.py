@@ -355,13 +355,18 @@ def group_ids_of(*, user_id: int) -> list[int]:
     return list(Membership.objects.filter(user_id=user_id).values_list("group_id", flat=True))
 
 
+def newest_seqs(*, user_id: int) -> dict[int, int]:
+    """gid → the seq of its newest message, for each of the user's groups."""
+    return dict(
+        Membership.objects.filter(user_id=user_id).values_list("group_id", "group__last_seq")
+    )
+
+
 def sync_state(*, user_id: int, limit: int) -> SyncState:
     """After Login: each group's newest seq, then the newest `limit` undelivered
     messages per group. The seqs are read first, so a message committed in between is
     either in the list or arrives live above the seq; never skipped."""
-    last_seqs = dict(
-        Membership.objects.filter(user_id=user_id).values_list("group_id", "group__last_seq")
-    )
+    last_seqs = newest_seqs(user_id=user_id)
     undelivered = (
         Message.objects.filter(
             group__memberships__user_id=user_id,

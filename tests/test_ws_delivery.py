@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from accounts import services as accounts
 from accounts.models import User
-from chat import services
+from chat import consumers, services
 from chat.models import Group
 from tests import ws_helpers
 from tests.ws_helpers import (
@@ -473,6 +473,32 @@ async def test_a_dropped_last_message_is_delivered_by_the_next_login(team, conne
     await bob.close()
     again = await connect(user=team.bob, token=team.token(team.bob))
     assert (await again.msg_push())["msgId"] == lost
+
+
+async def test_a_dropped_last_message_is_delivered_at_the_next_heart(team, connect, monkeypatch):
+    monkeypatch.setattr(consumers, "CATCH_UP_INTERVAL", 0.0)
+    alice = await connect(user=team.alice, token=team.token(team.alice))
+    bob = await connect(user=team.bob, token=team.token(team.bob))
+    DroppingLayer(monkeypatch)
+    lost = await alice.msg(team.gid, "the group falls silent after this")
+    await bob.assert_quiet()
+    await bob.request("Heart")
+    body = await bob.msg_push()
+    assert (body["msgId"], body["seq"]) == (lost, 1)
+    # Once pushed, it is neither repeated by the next Heart nor sent back to its sender.
+    await bob.request("Heart")
+    await alice.request("Heart")
+    await assert_all_quiet(alice, bob)
+
+
+async def test_a_heart_checks_the_tail_at_most_once_per_interval(team, connect, monkeypatch):
+    monkeypatch.setattr(consumers, "CATCH_UP_INTERVAL", 3600.0)
+    alice = await connect(user=team.alice, token=team.token(team.alice))
+    bob = await connect(user=team.bob, token=team.token(team.bob))
+    DroppingLayer(monkeypatch)
+    await alice.msg(team.gid, "lost until a later event or Login")
+    await bob.request("Heart")
+    await bob.assert_quiet()
 
 
 async def test_a_dropped_read_receipt_loses_no_data(team, connect, monkeypatch):
