@@ -5,6 +5,8 @@ from daphne.server import Server
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+LISTEN_BACKLOG = 1024
+
 
 class RimServer(Server):
     """daphne's server, but failing a WebSocket (a frame over the size limit, a protocol
@@ -40,7 +42,11 @@ class Command(BaseCommand):
             ports.append(settings.RIM_COMPAT_PORT)
         endpoints = []
         for port in ports:
-            endpoints += ["-e", f"tcp:port={port}:interface={_twisted_host(host)}"]
+            # Twisted's default listen backlog (50) resets clients in a reconnect storm.
+            endpoints += [
+                "-e",
+                f"tcp:port={port}:interface={_twisted_host(host)}:backlog={LISTEN_BACKLOG}",
+            ]
         self.stdout.write(f"rim serving on {', '.join(f'{host}:{p}' for p in ports)}")
         RimCommandLine().run(
             [
