@@ -10,6 +10,8 @@ from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
+from django.db import transaction
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -505,15 +507,23 @@ async def test_an_event_over_the_rate_limit_is_rate_limited_and_dropped(team, co
 # -- server_error ---------------------------------------------------------------------------
 
 
-def explode(*args, **kwargs):
-    raise RuntimeError("kaboom: secret internals at /srv/db")
+def failing_after(service):
+    """`service`, run for real inside a transaction that then fails unexpectedly: the
+    rows it wrote are rolled back, as when the database breaks before the commit."""
+
+    @database_sync_to_async
+    def run_then_fail(**kwargs):
+        with transaction.atomic():
+            service(**kwargs)
+            raise RuntimeError("kaboom: secret internals at /srv/db")
+
+    return run_then_fail
 
 
 async def test_an_unexpected_failure_in_send_is_server_error_rolled_back_and_hidden(
     room, monkeypatch, caplog
 ):
-    # Fail inside the send transaction, after the message row was inserted.
-    monkeypatch.setattr(services, "Greatest", explode)
+    monkeypatch.setattr(consumers, "send_message", failing_after(services.send_message))
     with caplog.at_level(logging.ERROR, logger="rim.ws"):
         client_msg_id = await room.alice.send_event("Msg", gid=room.team.gid, content="boom")
         ack = await room.refused(room.alice, client_msg_id, "server_error")
@@ -535,7 +545,7 @@ async def test_an_unexpected_failure_in_send_is_server_error_rolled_back_and_hid
 
 async def test_an_unexpected_failure_in_read_is_server_error_and_pushes_nothing(room, monkeypatch):
     msg_id = await room.team_message()
-    monkeypatch.setattr(services, "encode_read_push", explode)
+    monkeypatch.setattr(consumers, "mark_read", failing_after(services.mark_read))
     client_msg_id = await room.bob.send_event("Read", gid=room.team.gid, msg_id=msg_id)
     await room.refused(room.bob, client_msg_id, "server_error")
     assert await watermarks(room.team.bob, room.team.gid) == (0, 0)
