@@ -27,6 +27,8 @@ CLOSE_TOO_BIG = 1009
 CLOSE_POLICY = 1008
 CLOSE_IDLE = 4000
 CLOSE_DEACTIVATED = 4001
+# Database-bound events one connection may have running beside its dispatch loop.
+MAX_IN_FLIGHT = 32
 # Seconds between two tail checks of a connection (each costs one query).
 CATCH_UP_INTERVAL = 30.0
 
@@ -90,6 +92,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         # Ids this connection sent whose fan-out event has not come back yet: never
         # pushed back to it, also not by a gap repair.
         self.sent_here: set[int] = set()
+        # clientMsgIds of this connection's sends still being stored.
+        self.sending: set[str] = set()
+        self.in_flight: set[asyncio.Task] = set()
         self.bucket = TokenBucket(rate=settings.RIM_RATE_LIMIT, burst=settings.RIM_RATE_BURST)
         self.refused_in_a_row = 0
         loop = asyncio.get_running_loop()
@@ -133,13 +138,38 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             self.refused_in_a_row = 0
             event = wire.parse_event(frame, max_content=settings.RIM_MAX_CONTENT)
             await getattr(self, HANDLERS[event.event])(event)
-        except (wire.ProtocolError, ClientError) as exc:
+        except Exception as exc:
+            await self.send_failure(exc, client_msg_id)
+
+    async def send_failure(self, exc: Exception, client_msg_id: str | None) -> None:
+        """The error MsgAck for `exc`; anything unexpected is logged with its traceback
+        and shown to the client only as server_error."""
+        if isinstance(exc, (wire.ProtocolError, ClientError)):
             await self.send_error(exc.code, exc.detail, client_msg_id)
-        except DomainError as exc:
+        elif isinstance(exc, DomainError):
             await self.send_error(exc.code, exc.message, client_msg_id)
-        except Exception:
-            log.exception("event=ws_server_error conn=%s uid=%s", self.conn_label, self.uid)
+        else:
+            log.error(
+                "event=ws_server_error conn=%s uid=%s", self.conn_label, self.uid, exc_info=exc
+            )
             await self.send_error("server_error", "internal error", client_msg_id)
+
+    async def detach(self, event: wire.ClientEvent, work) -> None:
+        """Run a database-bound event beside the dispatch loop, so that pushes to this
+        connection never queue behind its own writes. Its ack comes when it is done
+        (writes run in order on the ORM thread, so acks keep the order of the frames).
+        Past MAX_IN_FLIGHT events the loop waits: a flood slows only its sender."""
+        if len(self.in_flight) >= MAX_IN_FLIGHT:
+            await asyncio.wait(self.in_flight, return_when=asyncio.FIRST_COMPLETED)
+        task = asyncio.create_task(self.answer(event, work))
+        self.in_flight.add(task)
+        task.add_done_callback(self.in_flight.discard)
+
+    async def answer(self, event: wire.ClientEvent, work) -> None:
+        try:
+            await work
+        except Exception as exc:
+            await self.send_failure(exc, event.client_msg_id)
 
     def frame_too_big(self, text_data: str | None, bytes_data: bytes | None) -> bool:
         limit = settings.RIM_MAX_FRAME
@@ -234,17 +264,25 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     async def on_msg(self, event: wire.ClientEvent) -> None:
         uid = await self.require_session(event)
-        result = await send_message(
-            sender_id=uid,
-            gid=event.gid,
-            kind=event.kind,
-            content=event.content,
-            client_msg_id=event.client_msg_id,
-        )
+        await self.detach(event, self.store_and_fan_out(event, uid))
+
+    async def store_and_fan_out(self, event: wire.ClientEvent, uid: int) -> None:
+        self.sending.add(event.client_msg_id)
+        try:
+            result = await send_message(
+                sender_id=uid,
+                gid=event.gid,
+                kind=event.kind,
+                content=event.content,
+                client_msg_id=event.client_msg_id,
+            )
+        finally:
+            self.sending.discard(event.client_msg_id)
         message = result.message
-        await self.send_ack(event, message.pk)
         if result.created:
             self.sent_here.add(message.pk)
+        await self.send_ack(event, message.pk)
+        if result.created:
             await self.fan_out(message)
 
     async def fan_out(self, message) -> None:
@@ -267,11 +305,17 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     async def on_ack(self, event: wire.ClientEvent) -> None:
         uid = await self.require_session(event)
+        await self.detach(event, self.deliver(event, uid))
+
+    async def deliver(self, event: wire.ClientEvent, uid: int) -> None:
         await mark_delivered(user_id=uid, gid=event.gid, msg_id=event.msg_id)
         await self.send_ack(event)
 
     async def on_read(self, event: wire.ClientEvent) -> None:
         uid = await self.require_session(event)
+        await self.detach(event, self.read(event, uid))
+
+    async def read(self, event: wire.ClientEvent, uid: int) -> None:
         await mark_read(
             user_id=uid, gid=event.gid, msg_id=event.msg_id, client_msg_id=event.client_msg_id
         )
@@ -306,15 +350,17 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         """A message fanned out to one of our groups: push it in seq order, first
         filling any hole the layer left from the database."""
         gid, seq = event["gid"], event["seq"]
+        own = event["origin"] == self.channel_name
+        if own:
+            self.sent_here.discard(event["msg_id"])
         last = self.last_pushed.get(gid)
         if last is None or seq <= last:
             return
         if seq > last + 1:
             log.info("event=gap_repair conn=%s gid=%s after=%s", self.conn_label, gid, last)
             await self.repair(gid, last, seq - 1)
-        if event["origin"] != self.channel_name:
+        if not own:
             await self.send(text_data=event["push"])
-        self.sent_here.discard(event["msg_id"])
         self.last_pushed[gid] = seq
 
     async def repair(self, gid: int, after: int, upto: int) -> None:
@@ -327,10 +373,14 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             for message in missed:
                 if message.pk in self.sent_here:
                     self.sent_here.discard(message.pk)
-                else:
+                elif not self.is_being_sent_here(message):
                     await self.send(text_data=message_push(message))
                 after = message.seq
         self.last_pushed[gid] = after
+
+    def is_being_sent_here(self, message) -> bool:
+        """Committed, but its send has not returned to this connection yet."""
+        return message.sender_id == self.uid and message.client_msg_id in self.sending
 
     async def read_receipt(self, event: dict) -> None:
         if self.uid is not None and event["reader"] != self.uid:
