@@ -130,9 +130,17 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             return
         client_msg_id = None
         try:
-            frame = wire.decode_frame(text_data)
+            # The bucket counts every frame, unreadable ones too.
+            allowed = self.bucket.take()
+            try:
+                frame = wire.decode_frame(text_data)
+            except wire.ProtocolError:
+                if not allowed:
+                    await self.refuse_rate(None)
+                    return
+                raise
             client_msg_id = wire.echoable_client_msg_id(frame)
-            if not self.bucket.take():
+            if not allowed:
                 await self.refuse_rate(client_msg_id)
                 return
             self.refused_in_a_row = 0
@@ -388,11 +396,15 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     async def member_joined(self, event: dict) -> None:
         gid = event["gid"]
-        if self.uid is None or gid in self.last_pushed:
+        if self.uid is None:
             return
+        # Joining is idempotent, and needed even for a group we already follow: a Login
+        # that read the new membership in its sync state had looked up the groups to
+        # join before it.
         await self.channel_layer.group_add(events.group_channel(gid), self.channel_name)
-        # Whatever was sent between joining and this event did not reach us: fetch it.
-        await self.repair(gid, event["seq"], wire.MAX_ID)
+        if gid not in self.last_pushed:
+            # Whatever was sent between joining and this event did not reach us.
+            await self.repair(gid, event["seq"], wire.MAX_ID)
 
     async def member_left(self, event: dict) -> None:
         gid = event["gid"]

@@ -475,6 +475,26 @@ async def test_a_dropped_last_message_is_delivered_by_the_next_login(team, conne
     assert (await again.msg_push())["msgId"] == lost
 
 
+async def test_a_member_added_while_logging_in_receives_the_group_live(team, connect, monkeypatch):
+    """Login looks up the groups to join, then reads the sync state: a membership added
+    in between is in the state, and its join event must still join the layer group."""
+    real_sync_state = consumers.sync_state
+
+    async def add_carol_first(**kwargs):
+        await sync_to_async(services.change_members)(
+            user=team.alice, gid=team.gid, uids=[team.carol.pk], op=services.ADD
+        )
+        return await real_sync_state(**kwargs)
+
+    monkeypatch.setattr(consumers, "sync_state", add_carol_first)
+    carol = await connect(user=team.carol, token=team.token(team.carol))
+    monkeypatch.undo()
+    await carol.request("Heart")  # the join event is handled by now
+    alice = await connect(user=team.alice, token=team.token(team.alice))
+    msg_id = await alice.msg(team.gid, "welcome, carol")
+    assert (await carol.msg_push())["msgId"] == msg_id
+
+
 async def test_a_dropped_last_message_is_delivered_at_the_next_heart(team, connect, monkeypatch):
     monkeypatch.setattr(consumers, "CATCH_UP_INTERVAL", 0.0)
     alice = await connect(user=team.alice, token=team.token(team.alice))

@@ -504,6 +504,28 @@ async def test_an_event_over_the_rate_limit_is_rate_limited_and_dropped(team, co
     await alice.assert_open()
 
 
+async def test_unreadable_frames_count_against_the_rate_limit(team, connect, settings):
+    settings.RIM_RATE_LIMIT = 0.001
+    settings.RIM_RATE_BURST = 2
+    alice = await connect()
+    for _ in range(2):
+        await alice.send_raw("not json")
+        assert_error_ack(await alice.receive(), "bad_json", None)
+    await alice.send_raw("still not json")
+    assert_error_ack(await alice.receive(), "rate_limited", None)
+
+
+async def test_a_full_burst_of_refusals_in_a_row_closes_the_connection(team, connect, settings):
+    settings.RIM_RATE_LIMIT = 0.001
+    settings.RIM_RATE_BURST = 2
+    alice = await connect()
+    for _ in range(2):
+        assert (await alice.request("Heart"))["content"] == "Ok"
+    for _ in range(2):
+        assert (await alice.request("Heart"))["content"] == "rate_limited"
+    assert (await alice.comm.receive_output(timeout=1)) == {"type": "websocket.close", "code": 1008}
+
+
 # -- server_error ---------------------------------------------------------------------------
 
 
