@@ -3,12 +3,22 @@
 import itertools
 
 import pytest
+from asgiref.sync import SyncToAsync
+from django.db import connections
 from rest_framework.test import APIClient
 
 from accounts import services as accounts
 from tests.live import FAST_HASHER
 
 _accounts = itertools.count(1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_the_orm_threads_connections(django_db_setup):
+    """Consumers run their queries on asgiref's single ORM thread, whose connection
+    would otherwise keep PostgreSQL from dropping the test database at the end."""
+    yield
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result()
 
 
 @pytest.fixture(autouse=True)
