@@ -179,9 +179,21 @@ if REDIS_URL:
                 "core": "rimsite.layers.RetryingRedisChannelLayer",
                 "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
             }[RIM_CHANNEL_LAYER],
-            # Retry a command once on a fresh connection: after Redis restarts, every
-            # pooled connection is dead and would otherwise fail its next command.
-            "CONFIG": {"hosts": [{"address": REDIS_URL, "retry_on_error": [RedisConnectionError]}]},
+            "CONFIG": {
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        # Retry a command once on a fresh connection: after Redis
+                        # restarts, every pooled connection is dead and would otherwise
+                        # fail its next command.
+                        "retry_on_error": [RedisConnectionError],
+                        # redis-py 8 reads with a 5 s socket timeout by default, exactly
+                        # the core layer's BZPOPMIN timeout: an idle receive then raised
+                        # TimeoutError and closed the WebSocket (1011). Stay above it.
+                        "socket_timeout": 15,
+                    }
+                ]
+            },
         }
     }
     if RIM_CHANNEL_LAYER == "core":
@@ -232,7 +244,8 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Only for `collectstatic`; WhiteNoise serves straight from STATICFILES_DIRS otherwise.
+STATIC_ROOT = os.environ.get("RIM_STATIC_ROOT") or None
 # Serve straight from STATICFILES_DIRS: no collectstatic step before `make run`.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
