@@ -311,3 +311,26 @@ async def test_kill_9_of_one_process_loses_no_acked_message(cluster):
     finally:
         for client in (ca, cb, cc):
             await client.close()
+
+
+async def test_idle_connection_survives_a_quiet_layer(cluster):
+    """A logged-in connection with no layer traffic for longer than the Redis client's
+    read timeout (redis-py's default is 5 s, as long as the core layer's blocking pop)
+    stays open, logs no layer failure, and still receives the next message."""
+    a, b = cluster.a, cluster.b
+    alice, bob = await in_thread(users, a, "alice", "bob")
+    gid = await in_thread(create_group, a.http_url, alice, [bob])
+    cb = await connected(b.ws_url, bob)
+    ca = await connected(a.ws_url, alice)
+    try:
+        await asyncio.sleep(7)
+        assert cb.is_open and ca.is_open
+        ack = await ca.send_msg(gid, "still there?")
+        assert (await cb.next_push())["body"]["msgId"] == ack["serverMsgId"]
+        for server in (a, b):
+            log = server.log_text()
+            assert "layer_receive_failed" not in log
+            assert "Exception inside application" not in log
+    finally:
+        await ca.close()
+        await cb.close()
