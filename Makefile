@@ -3,7 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum < requirements.txt | cut -d' ' -f1)
-SERVICES_ENV := DATABASE_URL=postgres://127.0.0.1:5432/test REDIS_URL=redis://127.0.0.1:6379/0
+# A run-specific Redis prefix: test runs sharing one Redis never hear each other.
+SERVICES_ENV := DATABASE_URL=postgres://127.0.0.1:5432/test REDIS_URL=redis://127.0.0.1:6379/0 \
+	RIM_LAYER_PREFIX=rimtest$$$$
 
 .PHONY: setup run test test-embedded test-services lint format bench
 

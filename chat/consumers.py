@@ -224,13 +224,13 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if session is None or session.user.pk != event.uid:
             raise ClientError("auth_failed", "the token is unknown, expired or not this user's")
         await self.unbind()
-        await self.bind(session, gids)
         try:
+            await self.bind(session, gids)
             state = await sync_state(user_id=self.uid, limit=settings.RIM_SYNC_LIMIT)
         except Exception:
             # The Login fails as a whole (one server_error ack), instead of an Ok
-            # followed by a server_error and a bound connection that, knowing no
-            # group's seq, would silently drop every push.
+            # followed by a server_error, or a bound connection that follows no group
+            # (the layer failed) or knows no group's seq, and silently drops pushes.
             self.last_pushed = dict.fromkeys(gids, 0)
             await self.unbind()
             raise
@@ -400,11 +400,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             return
         # Joining is idempotent, and needed even for a group we already follow: a Login
         # that read the new membership in its sync state had looked up the groups to
-        # join before it.
+        # join before it. Whatever was sent before the join took effect did not reach
+        # us: fetch it.
         await self.channel_layer.group_add(events.group_channel(gid), self.channel_name)
-        if gid not in self.last_pushed:
-            # Whatever was sent between joining and this event did not reach us.
-            await self.repair(gid, event["seq"], wire.MAX_ID)
+        await self.repair(gid, self.last_pushed.get(gid, event["seq"]), wire.MAX_ID)
 
     async def member_left(self, event: dict) -> None:
         gid = event["gid"]

@@ -169,7 +169,12 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 # daphne closes every WebSocket after a day (--websocket_timeout), well inside this.
 RIM_LAYER_CAPACITY = env_int("RIM_LAYER_CAPACITY", 1000)
 RIM_LAYER_GROUP_EXPIRY = env_int("RIM_LAYER_GROUP_EXPIRY", 2 * 86400)
-RIM_CHANNEL_LAYER = env_str("RIM_CHANNEL_LAYER", "core")
+# pubsub: measured 3-6x the pushes/s of core on the same machine, and it scales with
+# processes (benchmarks/SCALEOUT.md); core is kept for deployments that want its
+# per-channel capacity and Redis-side group expiry.
+RIM_CHANNEL_LAYER = env_str("RIM_CHANNEL_LAYER", "pubsub")
+# Key/channel prefix in Redis: separate deployments (or test runs) sharing one Redis.
+RIM_LAYER_PREFIX = env_str("RIM_LAYER_PREFIX", "rim")
 if REDIS_URL:
     from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -192,7 +197,8 @@ if REDIS_URL:
                         # TimeoutError and closed the WebSocket (1011). Stay above it.
                         "socket_timeout": 15,
                     }
-                ]
+                ],
+                "prefix": RIM_LAYER_PREFIX,
             },
         }
     }

@@ -11,6 +11,7 @@ from datetime import timedelta
 import pytest
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from django.db import transaction
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -597,3 +598,26 @@ async def test_a_failing_offline_sync_fails_the_login_with_one_server_error(
     monkeypatch.undo()
     await bob.login(team.bob, team.token(team.bob))
     assert (await bob.msg_push())["content"] == "backlog"
+
+
+async def test_a_login_whose_layer_join_fails_is_one_server_error_and_not_bound(
+    team, connect, monkeypatch
+):
+    layer = get_channel_layer()
+    real_group_add = layer.group_add
+
+    async def redis_down(group, channel):
+        if group.startswith("g."):
+            raise ConnectionError("kaboom: the layer is unreachable")
+        await real_group_add(group, channel)
+
+    monkeypatch.setattr(layer, "group_add", redis_down)
+    bob = await connect()
+    bob.uid = team.bob.pk
+    login = await bob.send_event("Login", content=team.token(team.bob))
+    frames = await bob.drain()
+    assert len(frames) == 1, frames
+    assert_error_ack(frames[0], "server_error", login)
+    sent = await bob.send_event("Msg", gid=team.gid, content="x")
+    assert_error_ack(await bob.ack(sent), "not_logged_in", sent)
+    assert await message_count(content="x") == 0
