@@ -44,6 +44,21 @@ def make_user(db):
 
 
 @pytest.fixture
+def alice(make_user):
+    return make_user("alice")
+
+
+@pytest.fixture
+def bob(make_user):
+    return make_user("bob")
+
+
+@pytest.fixture
+def carol(make_user):
+    return make_user("carol")
+
+
+@pytest.fixture
 def token_for(db):
     def token(user, password: str = "secret-pw") -> str:
         return accounts.issue_token(account=user.account, password=password)

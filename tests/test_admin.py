@@ -25,11 +25,6 @@ def alice(make_user):
     return make_user("alice", email="alice@example.org")
 
 
-@pytest.fixture
-def bob(make_user):
-    return make_user("bob")
-
-
 def page(client, name: str, *args, **query) -> str:
     response = client.get(reverse(name, args=args), query)
     assert response.status_code == 200

@@ -35,11 +35,6 @@ def queries_of(action) -> tuple[int, object]:
     return len(captured), result
 
 
-@pytest.fixture
-def alice(make_user):
-    return make_user("alice")
-
-
 def test_send_costs_the_same_queries_for_2_and_200_members(alice):
     small = group_of(alice, *bulk_users(1))
     large = group_of(alice, *bulk_users(199))

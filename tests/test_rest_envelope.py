@@ -51,11 +51,6 @@ def assert_login_required(status: int, body: dict) -> None:
     )
 
 
-@pytest.fixture
-def alice(make_user):
-    return make_user("alice")
-
-
 @pytest.mark.parametrize(("method", "route", "payload"), PROTECTED)
 def test_protected_route_without_token_is_401_login_required(
     api_client, alice, method, route, payload

@@ -19,21 +19,6 @@ from tests.rest_helpers import (
 ADD, REMOVE = 1, 2
 
 
-@pytest.fixture
-def alice(make_user):
-    return make_user("alice")
-
-
-@pytest.fixture
-def bob(make_user):
-    return make_user("bob")
-
-
-@pytest.fixture
-def carol(make_user):
-    return make_user("carol")
-
-
 def create_body(creator_uid=None, users=(), *, name="team", mode=2, avatar="t.png") -> dict:
     group = {"name": name, "avatar": avatar, "mode": mode}
     if creator_uid is not None:

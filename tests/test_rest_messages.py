@@ -25,21 +25,6 @@ from tests.rest_helpers import (
 )
 
 
-@pytest.fixture
-def alice(make_user):
-    return make_user("alice")
-
-
-@pytest.fixture
-def bob(make_user):
-    return make_user("bob")
-
-
-@pytest.fixture
-def carol(make_user):
-    return make_user("carol")
-
-
 def chat_list(client, **body) -> list[dict]:
     return ok(client, "message/chat/list", {"page": 1, "size": 20, **body})
 

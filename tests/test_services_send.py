@@ -10,16 +10,6 @@ from rimsite.errors import NotMember, UnknownMessage
 from tests.rest_helpers import group_of, run_in_threads, send
 
 
-@pytest.fixture
-def alice(make_user):
-    return make_user("alice")
-
-
-@pytest.fixture
-def bob(make_user):
-    return make_user("bob")
-
-
 def send_as(user, group, client_msg_id: str, content: str = "hi"):
     return send_message(
         sender_id=user.pk, gid=group.pk, kind="Text", content=content, client_msg_id=client_msg_id
