@@ -3,6 +3,7 @@
 import asyncio
 import logging
 import time
+from collections import deque
 
 from channels.exceptions import ChannelFull
 from channels.layers import InMemoryChannelLayer
@@ -75,19 +76,35 @@ class RetryingRedisChannelLayer(RedisChannelLayer):
         await super().group_discard(group, channel)
 
 
+class Inbox:
+    """One channel's pending messages and its waiting receiver. An idle connection
+    holds one of these (a few hundred bytes) instead of an asyncio.Queue with its four
+    deques and an Event (about 3 KiB): that is most of what the stock layer costs per
+    idle connection."""
+
+    __slots__ = ("messages", "waiter")
+
+    def __init__(self):
+        self.messages: deque | None = None
+        self.waiter: asyncio.Future | None = None
+
+
 class ProcessChannelLayer(InMemoryChannelLayer):
-    """The in-memory layer of one process, without two costs and one trap of the stock
+    """The in-memory layer of one process, without the costs and the trap of the stock
     InMemoryChannelLayer:
 
     - it scans every channel and every group on each send and receive, so a push costs
-      O(connections); here a send touches only the receiving channel's queue, and
+      O(connections); here a send touches only the receiving channel's inbox, and
       stale messages are swept at most every few seconds;
     - it deep-copies each message for each receiver; our events are never mutated, so
       every receiver shares one (the push inside is encoded once per fan-out);
+    - it keeps an asyncio.Queue per waiting channel; an Inbox is a tenth of that;
     - a message left unread past `expiry` removed its channel from *every* group, so a
       consumer that fell behind for a minute silently received nothing more, ever.
       Here only the stale messages go (the consumer repairs the hole from the
       database); consumers leave their groups themselves when they disconnect.
+
+    One receiver per channel, as every consumer is.
     """
 
     sweep_interval = 5.0
@@ -102,11 +119,23 @@ class ProcessChannelLayer(InMemoryChannelLayer):
         self.put(channel, message, time.monotonic() + self.expiry)
 
     async def receive(self, channel):
-        queue = self.channels.get(channel) or self.new_queue(channel)
+        inbox = self.channels.get(channel)
+        if inbox is None:
+            inbox = self.channels[channel] = Inbox()
         try:
-            _, message = await queue.get()
+            while not inbox.messages:
+                inbox.waiter = asyncio.get_running_loop().create_future()
+                await inbox.waiter
         finally:
-            if queue.empty() and self.channels.get(channel) is queue:
+            inbox.waiter = None
+            if not inbox.messages and self.channels.get(channel) is inbox:
+                # Nothing pending and nobody waiting: forget the channel (it may be
+                # gone for good), as the stock layer does.
+                del self.channels[channel]
+        _, message = inbox.messages.popleft()
+        if not inbox.messages:
+            inbox.messages = None
+            if self.channels.get(channel) is inbox:
                 del self.channels[channel]
         return message
 
@@ -119,28 +148,32 @@ class ProcessChannelLayer(InMemoryChannelLayer):
             except ChannelFull:
                 log.warning("event=layer_channel_full group=%s", group)
 
-    def new_queue(self, channel: str) -> asyncio.Queue:
-        queue = self.channels[channel] = asyncio.Queue(maxsize=self.get_capacity(channel))
-        return queue
-
     def put(self, channel: str, message: dict, deadline: float) -> None:
-        queue = self.channels.get(channel) or self.new_queue(channel)
-        try:
-            queue.put_nowait((deadline, message))
-        except asyncio.QueueFull:
-            raise ChannelFull(channel) from None
+        inbox = self.channels.get(channel)
+        if inbox is None:
+            inbox = self.channels[channel] = Inbox()
+        if inbox.messages is None:
+            inbox.messages = deque()
+        elif len(inbox.messages) >= self.get_capacity(channel):
+            raise ChannelFull(channel)
+        inbox.messages.append((deadline, message))
+        if inbox.waiter is not None and not inbox.waiter.done():
+            inbox.waiter.set_result(None)
 
     def sweep(self) -> None:
         """Drop messages nobody read before their deadline (e.g. sent to a channel that
-        just closed), and the queues they leave empty."""
+        just closed), and the inboxes they leave empty."""
         now = time.monotonic()
         if now < self.next_sweep:
             return
         self.next_sweep = now + self.sweep_interval
-        for channel, queue in list(self.channels.items()):
-            if queue.empty() or queue._queue[0][0] >= now:
+        for channel, inbox in list(self.channels.items()):
+            messages = inbox.messages
+            if not messages or messages[0][0] >= now:
                 continue
-            while not queue.empty() and queue._queue[0][0] < now:
-                queue.get_nowait()
-            if queue.empty():
-                del self.channels[channel]
+            while messages and messages[0][0] < now:
+                messages.popleft()
+            if not messages:
+                inbox.messages = None
+                if inbox.waiter is None:
+                    del self.channels[channel]

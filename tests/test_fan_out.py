@@ -1,6 +1,7 @@
 """The cost of a fan-out: a push is encoded once per message, whatever the number of
 receiving connections, and the in-memory layer delivers it without copies or scans."""
 
+import asyncio
 import time
 
 import pytest
@@ -71,3 +72,27 @@ async def test_a_full_channel_drops_group_sends_without_failing_the_sender():
         await layer.group_send("g.1", {"type": "chat.message", "n": n})
     assert [(await layer.receive(full))["n"] for _ in range(2)] == [0, 1]
     assert full not in layer.channels
+
+
+async def test_a_receive_cancelled_while_waiting_forgets_the_channel():
+    layer = ProcessChannelLayer()
+    channel = await layer.new_channel()
+    waiting = asyncio.ensure_future(layer.receive(channel))
+    await asyncio.sleep(0)
+    assert channel in layer.channels
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert channel not in layer.channels
+
+
+async def test_a_waiting_receiver_wakes_for_each_message_in_order():
+    layer = ProcessChannelLayer()
+    channel = await layer.new_channel()
+    waiting = asyncio.ensure_future(layer.receive(channel))
+    await asyncio.sleep(0)
+    await layer.send(channel, {"type": "x", "n": 1})
+    await layer.send(channel, {"type": "x", "n": 2})
+    assert (await waiting)["n"] == 1
+    assert (await layer.receive(channel))["n"] == 2
+    assert channel not in layer.channels
