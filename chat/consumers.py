@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
@@ -103,6 +104,17 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.idle_timer = loop.call_later(settings.RIM_IDLE_TIMEOUT, self.check_idle)
         await self.accept()
         log.info("event=ws_open conn=%s client=%s", self.conn_label, self.client_label)
+
+    async def dispatch(self, message: dict) -> None:
+        """Run the handler of a client frame or layer event. channels' own dispatch
+        first hops to the ORM thread to close stale database connections, for every
+        message: every push to every connection would queue on that one thread. Our
+        handlers reach the database only through database_sync_to_async, which does that
+        cleanup itself, in the ORM thread."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"no handler for message type {message['type']}")
+        await handler(message)
 
     async def disconnect(self, code: int) -> None:
         self.idle_timer.cancel()
