@@ -154,7 +154,8 @@ class ProcessChannelLayer(InMemoryChannelLayer):
             inbox = self.channels[channel] = Inbox()
         if inbox.messages is None:
             inbox.messages = deque()
-        elif len(inbox.messages) >= self.get_capacity(channel):
+        # One capacity for every channel: get_capacity() matches patterns per call.
+        elif len(inbox.messages) >= self.capacity:
             raise ChannelFull(channel)
         inbox.messages.append((deadline, message))
         if inbox.waiter is not None and not inbox.waiter.done():
