@@ -54,6 +54,8 @@ FAST_HASHER = "django.contrib.auth.hashers.MD5PasswordHasher"
 PG_ADMIN_URL = os.environ.get("RIM_BENCH_POSTGRES", "postgres://127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("RIM_BENCH_REDIS", "redis://127.0.0.1:6379/0")
 SOAK_BEGIN, SOAK_END = "<!-- soak:begin -->", "<!-- soak:end -->"
+# Hand-written analysis between these markers survives a rerun of run.py.
+NOTES_BEGIN, NOTES_END = "<!-- notes:begin -->", "<!-- notes:end -->"
 
 ALL_SCENARIOS = ("a", "b", "c", "d", "b-pg")
 
@@ -633,7 +635,10 @@ def machine() -> dict:
         "versions": versions,
         "commit": sh(["git", "rev-parse", "--short", "HEAD"]),
         "commit_subject": sh(["git", "log", "-1", "--format=%s"]),
-        "dirty": sh(["git", "status", "--porcelain", "--untracked-files=no"]) != "",
+        "dirty": [
+            line.split(maxsplit=1)[-1]
+            for line in sh(["git", "status", "--porcelain", "--untracked-files=no"]).splitlines()
+        ],
     }
 
 
@@ -661,7 +666,8 @@ def write_results(opts, runs: dict, profiles: dict, meta: dict, out: Path) -> di
     w(f"* software: Python {v[0]}, Django {v[1]}, daphne {v[2]}, channels {v[3]}, SQLite {v[4]}")
     w(
         f"* date: {meta['start']} - {meta['end']} (UTC); git commit `{m['commit']}` "
-        f"({m['commit_subject']}){' + uncommitted changes' if m['dirty'] else ''}"
+        f"({m['commit_subject']})"
+        + (f" + uncommitted changes to {', '.join(m['dirty'])}" if m["dirty"] else "")
     )
     w(
         "* pinning: "
@@ -816,9 +822,9 @@ def write_results(opts, runs: dict, profiles: dict, meta: dict, out: Path) -> di
     w("")
     w(
         "`loadgen.py --scenario X` is issue 6's workload (benchmarks/README.md); a run "
-        "ends with the drain of in-flight deliveries (≤ 30 s). For b-pg, `run.py _split` "
-        "runs loadgen.py with each user's WebSocket on process `uid % 2` and the server "
-        "CPU and RSS summed over both processes."
+        "ends when every delivery has arrived, or 300 s after the last ack (`--drain 300`). "
+        "For b-pg, `run.py _split` runs loadgen.py with each user's WebSocket on process "
+        "`uid % 2` and the server CPU and RSS summed over both processes."
     )
     if profiles:
         w("")
@@ -861,12 +867,17 @@ def write_results(opts, runs: dict, profiles: dict, meta: dict, out: Path) -> di
             if p.get("notes"):
                 w("")
                 w(p["notes"])
-    # The soak section is written by benchmarks/soak.py; keep it across reruns.
-    soak = ""
+    # The soak section is written by benchmarks/soak.py, the notes by hand: keep both.
+    soak = notes = ""
     if out.exists():
         old = out.read_text()
         if SOAK_BEGIN in old and SOAK_END in old:
             soak = old[old.index(SOAK_BEGIN) : old.index(SOAK_END) + len(SOAK_END)]
+        if NOTES_BEGIN in old and NOTES_END in old:
+            notes = old[old.index(NOTES_BEGIN) : old.index(NOTES_END) + len(NOTES_END)]
+    if notes:
+        w("")
+        w(notes)
     w("")
     w(
         soak

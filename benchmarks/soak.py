@@ -75,6 +75,7 @@ def main() -> int:
     run.log(f"soak: logs under {workdir}")
     pin_srv, pin_lg = run.pinning() if not opts.no_pin else ([], [])
     started = datetime.datetime.now(datetime.UTC)
+    commit = run.machine()["commit"]  # the revision the server runs, not the one at the end
     samples: list[dict] = []
     servers = None
     try:
@@ -165,17 +166,16 @@ def main() -> int:
         json.dumps({"summary": summary, "samples": samples, "result": result}, indent=1)
     )
     run.log(f"soak: {json.dumps(summary)}")
-    write_section(opts, summary, result, samples, cmd, started, workdir)
+    write_section(opts, summary, result, samples, cmd, started, workdir, commit)
     return 0
 
 
-def write_section(opts, summary, result, samples, cmd, started, workdir) -> None:
+def write_section(opts, summary, result, samples, cmd, started, workdir, commit) -> None:
     lines = [run.SOAK_BEGIN, "## Soak", ""]
     w = lines.append
     end = datetime.datetime.now(datetime.UTC)
-    m = run.machine()
     w(
-        f"{started:%Y-%m-%d %H:%M}-{end:%H:%M} UTC, git commit `{m['commit']}`. One fresh server "
+        f"{started:%Y-%m-%d %H:%M}-{end:%H:%M} UTC, git commit `{commit}`. One fresh server "
         f"(as in run.py), scenario b's workload paced at **{summary['rate']:g} msgs/s** (half of "
         f"b's median) for {opts.minutes:g} min planned; server RSS sampled every "
         f"{opts.sample:g} s from the start of the load."
