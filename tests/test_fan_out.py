@@ -72,6 +72,7 @@ async def test_a_full_channel_drops_group_sends_without_failing_the_sender():
         await layer.group_send("g.1", {"type": "chat.message", "n": n})
     assert [(await layer.receive(full))["n"] for _ in range(2)] == [0, 1]
     assert full not in layer.channels
+    assert layer.dropped == 1
 
 
 async def test_a_receive_cancelled_while_waiting_forgets_the_channel():
