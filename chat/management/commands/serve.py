@@ -1,28 +1,12 @@
 """`manage.py serve`: one daphne process on rim's ports, with limits from settings."""
 
 from daphne.cli import CommandLineInterface
-from daphne.server import Server
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from rimsite.server import RimServer
+
 LISTEN_BACKLOG = 1024
-
-
-class RimServer(Server):
-    """daphne's server, but failing a WebSocket (a frame over the size limit, a protocol
-    violation) with a close frame: autobahn's default drops the TCP connection, so the
-    client would see 1006 instead of the 1009 that PROTOCOL.md promises."""
-
-    def run(self):
-        # daphne.server installed its asyncio reactor; import it only now.
-        from twisted.internet import reactor
-
-        # The factory exists once run() has built it, before the reactor starts.
-        reactor.callWhenRunning(self.ws_factory_fails_with_close_frame)
-        super().run()
-
-    def ws_factory_fails_with_close_frame(self):
-        self.ws_factory.setProtocolOptions(failByDrop=False)
 
 
 class RimCommandLine(CommandLineInterface):
