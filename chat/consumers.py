@@ -8,18 +8,22 @@ rate-limit bucket and the idle timer.
 """
 
 import asyncio
+import contextlib
+import functools
 import logging
 import time
 
 from channels.consumer import get_handler_name
-from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.layers import get_channel_layer
 from django.conf import settings
 
 from accounts import services as accounts
 from chat import events, services
 from chat import protocol as wire
 from chat.ratelimit import TokenBucket
+from rimsite.dbthread import DatabaseThread
 from rimsite.errors import DomainError
 
 log = logging.getLogger("rim.ws")
@@ -51,13 +55,15 @@ def _open_session(key: str) -> tuple[accounts.Session | None, list[int]]:
     return session, services.group_ids_of(user_id=session.user.pk)
 
 
-open_session = database_sync_to_async(_open_session)
-sync_state = database_sync_to_async(services.sync_state)
-send_message = database_sync_to_async(services.send_message)
-mark_delivered = database_sync_to_async(services.mark_delivered)
-mark_read = database_sync_to_async(services.mark_read)
-messages_between = database_sync_to_async(services.messages_between)
-newest_seqs = database_sync_to_async(services.newest_seqs)
+# Every database call of the WebSocket side runs on this one thread, in order.
+database = DatabaseThread("rim-db")
+open_session = database.wrap(_open_session)
+sync_state = database.wrap(services.sync_state)
+send_message = database.wrap(services.send_message)
+mark_delivered = database.wrap(services.mark_delivered)
+mark_read = database.wrap(services.mark_read)
+messages_between = database.wrap(services.messages_between)
+newest_seqs = database.wrap(services.newest_seqs)
 
 
 def message_push(message) -> str:
@@ -82,7 +88,40 @@ class ClientError(Exception):
         self.detail = detail
 
 
+async def dispatch_in_turn(sources, dispatch) -> None:
+    """Pass each message of every source to `dispatch`, one at a time, until one raises
+    (StopConsumer when the socket closes). channels' own loop does the same with a new
+    task and an asyncio.wait per message, which profiles as a good part of a push's
+    cost; here each source has one long-lived reader and a lock takes turns."""
+    turn = asyncio.Lock()
+
+    async def read(source) -> None:
+        while True:
+            message = await source()
+            async with turn:
+                await dispatch(message)
+
+    readers = [asyncio.create_task(read(source)) for source in sources]
+    try:
+        done, _ = await asyncio.wait(readers, return_when=asyncio.FIRST_COMPLETED)
+        done.pop().result()
+    finally:
+        for reader in readers:
+            reader.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
+
+
 class ChatConsumer(AsyncJsonWebsocketConsumer):
+    async def __call__(self, scope, receive, send) -> None:
+        """channels' AsyncConsumer.__call__ with dispatch_in_turn for its loop."""
+        self.scope = scope
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        self.channel_name = await self.channel_layer.new_channel()
+        self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
+        self.base_send = send
+        with contextlib.suppress(StopConsumer):
+            await dispatch_in_turn([receive, self.channel_receive], self.dispatch)
+
     async def connect(self) -> None:
         self.uid: int | None = None
         self.token_id: int | None = None
@@ -109,8 +148,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         """Run the handler of a client frame or layer event. channels' own dispatch
         first hops to the ORM thread to close stale database connections, for every
         message: every push to every connection would queue on that one thread. Our
-        handlers reach the database only through database_sync_to_async, which does that
-        cleanup itself, in the ORM thread."""
+        handlers reach the database only through the DatabaseThread, which does that
+        cleanup itself."""
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"no handler for message type {message['type']}")
@@ -177,7 +216,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     async def detach(self, event: wire.ClientEvent, work) -> None:
         """Run a database-bound event beside the dispatch loop, so that pushes to this
         connection never queue behind its own writes. Its ack comes when it is done
-        (writes run in order on the ORM thread, so acks keep the order of the frames).
+        (writes run in order on the database thread, so acks keep the order of the frames).
         Past MAX_IN_FLIGHT events the loop waits: a flood slows only its sender."""
         if len(self.in_flight) >= MAX_IN_FLIGHT:
             await asyncio.wait(self.in_flight, return_when=asyncio.FIRST_COMPLETED)
@@ -232,7 +271,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     async def on_login(self, event: wire.ClientEvent) -> None:
         if self.uid is not None and event.uid != self.uid:
             raise ClientError("uid_mismatch", "this connection is logged in as another user")
-        session, gids = await open_session(event.content)
+        session, gids = await open_session(key=event.content)
         if session is None or session.user.pk != event.uid:
             raise ClientError("auth_failed", "the token is unknown, expired or not this user's")
         await self.unbind()
