@@ -13,10 +13,12 @@ the acks that follow them, keep the order of the frames.
 import asyncio
 import contextlib
 import functools
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+from asgiref.sync import SyncToAsync
 from django.db import close_old_connections
 
 Call = tuple[Callable, dict, asyncio.Future]
@@ -54,6 +56,7 @@ class DatabaseThread:
             close_old_connections()
             outcomes = []
             for func, kwargs, future in batch:
+                serve_async_to_sync_from(future.get_loop())
                 try:
                     outcomes.append((future, func(**kwargs), None))
                 except Exception as exc:
@@ -70,6 +73,15 @@ class DatabaseThread:
             # A loop that closed meanwhile (a test's) has no one left to tell.
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(settle, settled)
+
+
+def serve_async_to_sync_from(loop: asyncio.AbstractEventLoop) -> None:
+    """Make async_to_sync in this thread run its coroutine on `loop`, as it does in
+    asgiref's own threads (the same thread-local): services publish their layer events
+    that way after a commit, and the in-memory layer must only be touched from its
+    loop. Without it, async_to_sync would start a new loop in yet another thread."""
+    SyncToAsync.threadlocal.main_event_loop = loop
+    SyncToAsync.threadlocal.main_event_loop_pid = os.getpid()
 
 
 def settle(outcomes: list) -> None:

@@ -8,6 +8,7 @@ from django.db import connections
 from rest_framework.test import APIClient
 
 from accounts import services as accounts
+from chat.consumers import database
 from tests.live import FAST_HASHER
 
 _accounts = itertools.count(1)
@@ -15,10 +16,12 @@ _accounts = itertools.count(1)
 
 @pytest.fixture(scope="session", autouse=True)
 def _close_the_orm_threads_connections(django_db_setup):
-    """Consumers run their queries on asgiref's single ORM thread, whose connection
-    would otherwise keep PostgreSQL from dropping the test database at the end."""
+    """Consumers run their queries on their database thread, tests' helpers on asgiref's
+    single ORM thread: their connections would otherwise keep PostgreSQL from dropping
+    the test database at the end."""
     yield
-    SyncToAsync.single_thread_executor.submit(connections.close_all).result()
+    for executor in (database.executor, SyncToAsync.single_thread_executor):
+        executor.submit(connections.close_all).result()
 
 
 @pytest.fixture(autouse=True)

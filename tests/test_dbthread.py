@@ -1,0 +1,89 @@
+"""rimsite.dbthread: the WebSocket side's database thread."""
+
+import asyncio
+import threading
+
+from asgiref.sync import async_to_sync
+
+from rimsite.dbthread import DatabaseThread
+
+
+class Refused(Exception):
+    pass
+
+
+async def test_calls_run_in_order_on_one_thread_and_each_gets_its_own_outcome():
+    database = DatabaseThread("test-db")
+    ran: list[tuple[int, str]] = []
+
+    def work(*, n: int) -> int:
+        ran.append((n, threading.current_thread().name))
+        if n % 7 == 0:
+            raise Refused(n)
+        return n * n
+
+    outcomes = await asyncio.gather(
+        *(database.run(work, n=n) for n in range(1, 60)), return_exceptions=True
+    )
+    assert [n for n, _ in ran] == list(range(1, 60))
+    assert len({name for _, name in ran}) == 1
+    assert ran[0][1] != threading.current_thread().name
+    for n, outcome in zip(range(1, 60), outcomes, strict=True):
+        if n % 7 == 0:
+            assert isinstance(outcome, Refused) and outcome.args == (n,)
+        else:
+            assert outcome == n * n
+
+
+async def test_calls_made_while_the_thread_is_busy_run_in_one_turn():
+    """The first call holds the thread until nine more are queued: those nine are
+    settled together, in one wake-up of the loop (each sees all of them done)."""
+    database = DatabaseThread("test-db")
+    release = threading.Event()
+    turns = []
+
+    def first() -> None:
+        release.wait(5)
+
+    def later(*, n: int) -> int:
+        return n
+
+    blocked = database.run(first)
+    queued = [database.run(later, n=n) for n in range(9)]
+    for future in queued:
+        future.add_done_callback(lambda _: turns.append(all(f.done() for f in queued)))
+    release.set()
+    await blocked
+    assert await asyncio.gather(*queued) == list(range(9))
+    assert turns == [True] * 9
+
+
+async def test_async_to_sync_on_the_thread_runs_on_the_callers_loop():
+    """Services publish layer events with async_to_sync after a commit; the in-memory
+    layer must see them on its own loop, not on a new loop in another thread."""
+    database = DatabaseThread("test-db")
+    caller_loop = asyncio.get_running_loop()
+
+    async def where() -> tuple[asyncio.AbstractEventLoop, str]:
+        return asyncio.get_running_loop(), threading.current_thread().name
+
+    loop, thread = await database.run(async_to_sync(where))
+    assert loop is caller_loop
+    assert thread == threading.current_thread().name
+
+
+async def test_a_cancelled_caller_does_not_stop_the_call_or_the_ones_after():
+    database = DatabaseThread("test-db")
+    release = threading.Event()
+    done = []
+
+    def slow() -> None:
+        release.wait(5)
+        done.append("slow")
+
+    abandoned = database.run(slow)
+    follower = database.run(lambda: done.append("next") or "next")
+    abandoned.cancel()
+    release.set()
+    assert await follower == "next"
+    assert done == ["slow", "next"]
