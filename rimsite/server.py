@@ -15,6 +15,13 @@ from twisted.internet import tcp
 OPCODE_TEXT = 0x1
 OPCODE_BINARY = 0x2
 FIN = 0x80
+MASKED = 0x80
+# First octet of a whole text frame without extensions (RSV bits clear).
+FIN_TEXT = FIN | OPCODE_TEXT
+# 7-bit length values that announce a 16-bit and a 64-bit length.
+LENGTH_16 = 126
+LENGTH_64 = 127
+MASK_SIZE = 4
 
 
 def frame(payload: bytes, *, binary: bool) -> bytes:
@@ -30,6 +37,15 @@ def frame(payload: bytes, *, binary: bool) -> bytes:
     return header + payload
 
 
+def unmask(payload: bytes, mask: bytes) -> bytes:
+    """XOR with the repeated 4-octet client mask, in one big-integer operation."""
+    size = len(payload)
+    key = (mask * (size // MASK_SIZE + 1))[:size]
+    return (int.from_bytes(payload, "little") ^ int.from_bytes(key, "little")).to_bytes(
+        size, "little"
+    )
+
+
 class RimWebSocketProtocol(WebSocketProtocol):
     """daphne's WebSocket protocol with a lean send path.
 
@@ -41,6 +57,11 @@ class RimWebSocketProtocol(WebSocketProtocol):
     straight to the socket when nothing is queued before it, as asyncio's own transports
     do; what the kernel does not take goes to Twisted's buffer, so frames keep their
     order. Anything unusual (handshake, compression, TLS) takes the stock path.
+
+    The receive side is the same idea: the common frame (whole, final, masked, text,
+    within the size limit, valid UTF-8) is read here; everything else (control frames,
+    fragments, a partial frame, anything invalid) goes to autobahn, with all that
+    follows it, so that its checks and close codes apply unchanged.
     """
 
     def connectionMade(self):
@@ -50,6 +71,51 @@ class RimWebSocketProtocol(WebSocketProtocol):
         if isinstance(transport, tcp.Connection):
             transport.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         super().connectionMade()
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.may_read_here():
+            data = self.read_text_frames(data)
+        if data:
+            super().dataReceived(data)
+
+    def may_read_here(self) -> bool:
+        """Open, and autobahn holds no buffered bytes or frame of its own."""
+        return (
+            self.state == self.STATE_OPEN
+            and not self.data
+            and self.current_frame is None
+            and not self.inside_message
+            and self._perMessageCompress is None
+        )
+
+    def read_text_frames(self, data: bytes) -> bytes:
+        """Deliver the complete common frames at the start of `data`; return the rest."""
+        start, end = 0, len(data)
+        limits = (self.maxFramePayloadSize, self.maxMessagePayloadSize)
+        limit = min((n for n in limits if n), default=0)  # autobahn's: 0 is none
+        while end - start >= 2 and data[start] == FIN_TEXT and data[start + 1] & MASKED:
+            size = data[start + 1] & ~MASKED
+            header = 2
+            if size == LENGTH_16:
+                if end - start < 4:
+                    break
+                size = int.from_bytes(data[start + 2 : start + 4], "big")
+                header = 4
+                if size < LENGTH_16:
+                    break  # not the minimal encoding: autobahn fails it
+            elif size == LENGTH_64:
+                break  # frames of 64 KiB and more: rare, autobahn reads them
+            body = start + header + MASK_SIZE
+            if 0 < limit < size or end < body + size:
+                break  # over a limit (autobahn closes with 1009), or not all here yet
+            payload = unmask(data[body : body + size], data[body - MASK_SIZE : body])
+            try:
+                payload.decode()
+            except UnicodeDecodeError:
+                break
+            start = body + size
+            self.onMessage(payload, False)
+        return data[start:]
 
     def serverSend(self, content, binary=False):
         if self.state != self.STATE_OPEN or self._perMessageCompress is not None:
