@@ -13,6 +13,7 @@ the acks that follow them, keep the order of the frames.
 import asyncio
 import contextlib
 import functools
+import logging
 import os
 import threading
 from collections.abc import Callable
@@ -20,6 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import SyncToAsync
 from django.db import close_old_connections
+
+log = logging.getLogger("rim.db")
 
 Call = tuple[Callable, dict, asyncio.Future]
 
@@ -45,24 +48,26 @@ class DatabaseThread:
         return functools.partial(self.run, func)
 
     def drain(self) -> None:
-        while True:
-            with self.lock:
-                batch, self.queue = self.queue, []
-                if not batch:
-                    self.running = False
-                    return
+        while batch := self.take_queue():
             # As database_sync_to_async does around each call: drop connections that
             # broke or outlived CONN_MAX_AGE, before the batch and after a failure.
-            close_old_connections()
+            close_stale_connections()
             outcomes = []
             for func, kwargs, future in batch:
                 serve_async_to_sync_from(future.get_loop())
                 try:
                     outcomes.append((future, func(**kwargs), None))
-                except Exception as exc:
+                except BaseException as exc:  # whatever it is, its caller gets it
                     outcomes.append((future, None, exc))
-                    close_old_connections()
+                    close_stale_connections()
             self.report(outcomes)
+
+    def take_queue(self) -> list[Call]:
+        """What was queued, or nothing: then the next call starts a new drain."""
+        with self.lock:
+            batch, self.queue = self.queue, []
+            self.running = bool(batch)
+        return batch
 
     @staticmethod
     def report(outcomes: list) -> None:
@@ -73,6 +78,14 @@ class DatabaseThread:
             # A loop that closed meanwhile (a test's) has no one left to tell.
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(settle, settled)
+
+
+def close_stale_connections() -> None:
+    try:
+        close_old_connections()
+    except Exception:
+        # Never stop the thread: the next query reconnects or reports the problem.
+        log.exception("event=db_connection_cleanup_failed")
 
 
 def serve_async_to_sync_from(loop: asyncio.AbstractEventLoop) -> None:

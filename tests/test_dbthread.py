@@ -3,6 +3,7 @@
 import asyncio
 import threading
 
+import pytest
 from asgiref.sync import async_to_sync
 
 from rimsite.dbthread import DatabaseThread
@@ -87,3 +88,21 @@ async def test_a_cancelled_caller_does_not_stop_the_call_or_the_ones_after():
     release.set()
     assert await follower == "next"
     assert done == ["slow", "next"]
+
+
+class Fatal(BaseException):
+    """Not an Exception: the kind that would end a loop catching only Exception."""
+
+
+async def test_a_base_exception_reaches_its_caller_and_the_thread_goes_on():
+    database = DatabaseThread("test-db")
+
+    def fatal() -> None:
+        raise Fatal("stop")
+
+    failed = database.run(fatal)
+    after = database.run(lambda: "still serving")
+    with pytest.raises(Fatal, match="stop"):
+        await failed
+    assert await after == "still serving"
+    assert await database.run(lambda: "and later") == "and later"
