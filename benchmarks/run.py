@@ -111,6 +111,9 @@ ENTRY_FRAMES = re.compile(
 STARTED: list[subprocess.Popen] = []
 
 
+WORKER_THREADS = "worker threads (the database thread, HTTP requests)"
+
+
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] run: {msg}", file=sys.stderr, flush=True)
 
@@ -559,7 +562,7 @@ def fold_profile(raw: Path, top: int = 20) -> dict:
             continue
         total += n
         worker = any(f.startswith("_worker (") and "thread.py" in f for f in frames)
-        threads["ORM worker thread (database_sync_to_async)" if worker else "main thread"] += n
+        threads[WORKER_THREADS if worker else "main thread"] += n
         self_t[leaf] += n
         for f in set(frames):
             cum_t[f] += n
