@@ -9,11 +9,27 @@ from chat.models import Group, Membership, Message
 REDACTED = "[removed by a moderator]"
 
 
+def is_one_to_one(group: Group | None) -> bool:
+    return group is not None and group.mode == Group.ONE_TO_ONE
+
+
 class MembershipInline(admin.TabularInline):
+    """A one-to-one chat is its pair (its pair_key says so): its members are shown,
+    not edited, as group/user/change refuses for it too."""
+
     model = Membership
     extra = 0
     raw_id_fields = ["user"]
     readonly_fields = ["delivered_seq", "read_seq", "joined_seq", "joined_at"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return not is_one_to_one(obj) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return not is_one_to_one(obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return not is_one_to_one(obj) and super().has_delete_permission(request, obj)
 
 
 @admin.register(Group)
@@ -22,8 +38,15 @@ class GroupAdmin(admin.ModelAdmin):
     list_filter = ["mode"]
     search_fields = ["name"]
     raw_id_fields = ["creator", "last_msg"]
-    readonly_fields = ["last_seq", "last_msg", "pair_key"]
+    # The mode is fixed at creation: a one-to-one chat turned into a group would keep
+    # its pair_key, and a group turned one-to-one would have none.
+    readonly_fields = ["mode", "last_seq", "last_msg", "pair_key"]
     inlines = [MembershipInline]
+
+    def has_add_permission(self, request) -> bool:
+        # Conversations are created by their members (group/create), which makes the
+        # creator an admin and a one-to-one chat unique per pair.
+        return False
 
     def save_formset(self, request, form, formset, change) -> None:
         """Members added or removed here count as through the API: a newcomer starts at

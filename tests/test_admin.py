@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from accounts.models import Friendship, Token, User
 from chat.events import user_channel
-from chat.models import Membership, Message
+from chat.models import Group, Membership, Message
 from rimsite.api import LOGIN_REQUIRED
 from tests.rest_helpers import call, direct_chat, events_published, group_of, send
 
@@ -174,6 +174,44 @@ def test_role_changed_in_the_admin_is_saved_without_membership_events(
     )
     assert Membership.objects.get(group=group, user=bob).role == Membership.ADMIN
     assert events == []
+
+
+def test_one_to_one_chat_shows_its_pair_but_the_admin_cannot_change_it(
+    admin_client, settings, alice, bob, make_user
+):
+    """Its members are shown read-only, and a crafted post that adds, removes or
+    replaces one changes nothing and tells no one."""
+    carol = make_user("carol")
+    chat = direct_chat(alice, bob)
+    html = page(admin_client, "admin:chat_group_change", chat.pk)
+    assert 'name="memberships-0-user"' not in html
+    assert 'name="mode"' not in html
+    assert alice.account in html and bob.account in html
+    for change in ({"add": [carol]}, {"delete": [bob]}, {"replace": {bob: carol}}):
+        events = events_published(
+            settings,
+            [user_channel(u.pk) for u in (alice, bob, carol)],
+            lambda change=change: post_group_form(admin_client, chat, **change),
+        )
+        assert events == []
+        members = Membership.objects.filter(group=chat).values_list("user_id", flat=True)
+        assert sorted(members) == sorted([alice.pk, bob.pk])
+
+
+def test_conversations_are_not_created_in_the_admin(admin_client):
+    response = admin_client.get(reverse("admin:chat_group_add"))
+    assert response.status_code == 403
+
+
+def test_group_mode_is_shown_not_edited(admin_client, alice, bob):
+    group = group_of(alice, bob)
+    html = page(admin_client, "admin:chat_group_change", group.pk)
+    assert 'name="mode"' not in html
+    data = group_form(group)
+    data["mode"] = Group.ONE_TO_ONE
+    admin_client.post(reverse("admin:chat_group_change", args=[group.pk]), data)
+    group.refresh_from_db()
+    assert group.mode == Group.GROUP
 
 
 def test_group_changelist_loads(admin_client, alice, bob):
