@@ -1,11 +1,13 @@
 """rimsite.dbthread: the WebSocket side's database thread."""
 
 import asyncio
+import logging
 import threading
 
 import pytest
 from asgiref.sync import async_to_sync
 
+from rimsite import dbthread
 from rimsite.dbthread import DatabaseThread
 
 
@@ -106,3 +108,17 @@ async def test_a_base_exception_reaches_its_caller_and_the_thread_goes_on():
         await failed
     assert await after == "still serving"
     assert await database.run(lambda: "and later") == "and later"
+
+
+async def test_a_failed_connection_cleanup_is_logged_and_the_calls_still_run(monkeypatch, caplog):
+    """Dropping a stale connection can itself fail (a broken socket on close): the
+    thread logs it and runs the call; the next query reconnects or reports."""
+    database = DatabaseThread("test-db")
+
+    def broken_cleanup() -> None:
+        raise OSError("connection already broken")
+
+    monkeypatch.setattr(dbthread, "close_old_connections", broken_cleanup)
+    with caplog.at_level(logging.ERROR, logger="rim.db"):
+        assert await database.run(lambda: "ran") == "ran"
+    assert "event=db_connection_cleanup_failed" in caplog.text
