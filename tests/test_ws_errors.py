@@ -574,6 +574,20 @@ async def test_an_unexpected_failure_in_read_is_server_error_and_pushes_nothing(
     assert await watermarks(room.team.bob, room.team.gid) == (0, 0)
 
 
+async def assert_login_fails_whole(bob, team) -> None:
+    """Bob's Login gets one server_error ack, without the failure's details, and leaves
+    the connection not half logged in: a Msg is refused like before any Login."""
+    bob.uid = team.bob.pk
+    login = await bob.send_event("Login", content=team.token(team.bob))
+    frames = await bob.drain()
+    assert len(frames) == 1, frames
+    assert_error_ack(frames[0], "server_error", login)
+    assert "kaboom" not in str(frames[0])
+    sent = await bob.send_event("Msg", gid=team.gid, content="x")
+    assert_error_ack(await bob.ack(sent), "not_logged_in", sent)
+    assert await message_count(content="x") == 0
+
+
 async def test_a_failing_offline_sync_fails_the_login_with_one_server_error(
     team, connect, monkeypatch
 ):
@@ -584,16 +598,7 @@ async def test_a_failing_offline_sync_fails_the_login_with_one_server_error(
 
     monkeypatch.setattr(consumers, "sync_state", broken_sync_state)
     bob = await connect()
-    bob.uid = team.bob.pk
-    login = await bob.send_event("Login", content=team.token(team.bob))
-    frames = await bob.drain()
-    assert len(frames) == 1, frames
-    assert_error_ack(frames[0], "server_error", login)
-    assert "kaboom" not in str(frames[0])
-    # Not half logged in: refused like any connection before Login.
-    sent = await bob.send_event("Msg", gid=team.gid, content="x")
-    assert_error_ack(await bob.ack(sent), "not_logged_in", sent)
-    assert await message_count(content="x") == 0
+    await assert_login_fails_whole(bob, team)
     # Once the database answers again, Login works and the backlog arrives.
     monkeypatch.undo()
     await bob.login(team.bob, team.token(team.bob))
@@ -613,11 +618,4 @@ async def test_a_login_whose_layer_join_fails_is_one_server_error_and_not_bound(
 
     monkeypatch.setattr(layer, "group_add", redis_down)
     bob = await connect()
-    bob.uid = team.bob.pk
-    login = await bob.send_event("Login", content=team.token(team.bob))
-    frames = await bob.drain()
-    assert len(frames) == 1, frames
-    assert_error_ack(frames[0], "server_error", login)
-    sent = await bob.send_event("Msg", gid=team.gid, content="x")
-    assert_error_ack(await bob.ack(sent), "not_logged_in", sent)
-    assert await message_count(content="x") == 0
+    await assert_login_fails_whole(bob, team)
