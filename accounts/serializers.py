@@ -3,7 +3,7 @@
 from rest_framework import serializers
 
 from accounts.models import Friendship, User
-from rimsite.api import Id, PageInput
+from infra.api import Id, PageInput
 
 
 def user_data(user: User, *, with_email: bool = True) -> dict:

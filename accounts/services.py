@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from accounts.models import Friendship, Token, User
 from chat import events
-from rimsite.errors import AuthFailed, Conflict, InvalidInput, NotFound
+from infra.errors import AuthFailed, Conflict, InvalidInput, NotFound
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,8 @@ from rest_framework.views import APIView
 
 from accounts import serializers as io
 from accounts import services
-from rimsite.api import envelope, page_bounds, validated
-from rimsite.errors import Forbidden
+from infra.api import envelope, page_bounds, validated
+from infra.errors import Forbidden
 
 
 class OpenView(APIView):

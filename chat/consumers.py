@@ -22,9 +22,9 @@ from django.conf import settings
 from accounts import services as accounts
 from chat import events, services
 from chat import protocol as wire
-from chat.ratelimit import TokenBucket
-from rimsite.dbthread import DatabaseThread
-from rimsite.errors import DomainError
+from infra.dbworkers import DatabaseThread
+from infra.errors import DomainError
+from infra.ratelimit import TokenBucket
 
 log = logging.getLogger("rim.ws")
 

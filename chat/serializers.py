@@ -5,7 +5,7 @@ from rest_framework import serializers
 from accounts.serializers import user_data
 from chat.models import Group, Membership, Message
 from chat.services import ADD, REMOVE, ChatEntry, local_time
-from rimsite.api import Id, PageInput
+from infra.api import Id, PageInput
 
 
 def group_data(group: Group) -> dict:

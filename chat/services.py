@@ -19,7 +19,7 @@ from accounts.models import User
 from chat import events
 from chat.models import Group, Membership, Message
 from chat.protocol import encode_read_push, format_time
-from rimsite.errors import Forbidden, InvalidInput, NotFound, NotMember, UnknownMessage
+from infra.errors import Forbidden, InvalidInput, NotFound, NotMember, UnknownMessage
 
 ADD = 1
 REMOVE = 2

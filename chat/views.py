@@ -4,7 +4,7 @@ from rest_framework.views import APIView
 
 from chat import serializers as io
 from chat import services
-from rimsite.api import envelope, page_bounds, require_me, validated
+from infra.api import envelope, page_bounds, require_me, validated
 
 
 class CreateGroup(APIView):

@@ -84,6 +84,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "rest_framework",
+    "infra",
     "accounts",
     "chat",
 ]
@@ -181,7 +182,7 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": {
-                "core": "rimsite.layers.RetryingRedisChannelLayer",
+                "core": "infra.layers.RetryingRedisChannelLayer",
                 "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
             }[RIM_CHANNEL_LAYER],
             "CONFIG": {
@@ -209,7 +210,7 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "rimsite.layers.ProcessChannelLayer",
+            "BACKEND": "infra.layers.ProcessChannelLayer",
             "CONFIG": {
                 "capacity": RIM_LAYER_CAPACITY,
                 "group_expiry": RIM_LAYER_GROUP_EXPIRY,
@@ -222,7 +223,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "EXCEPTION_HANDLER": "rimsite.api.exception_handler",
+    "EXCEPTION_HANDLER": "infra.api.exception_handler",
     "UNAUTHENTICATED_USER": None,
     # No OPTIONS metadata: DRF would answer it outside the envelope. OPTIONS is a 405.
     "DEFAULT_METADATA_CLASS": None,

@@ -4,7 +4,7 @@ from django.views.generic import TemplateView
 
 from accounts import views as accounts
 from chat import views as chat
-from rimsite.api import not_found
+from infra.api import not_found
 
 api = [
     ("user/create", accounts.CreateUser),
@@ -34,5 +34,5 @@ urlpatterns = [
     path("", TemplateView.as_view(template_name="client.html"), name="client"),
 ]
 
-handler404 = "rimsite.api.not_found"
-handler500 = "rimsite.api.server_error"
+handler404 = "infra.api.not_found"
+handler500 = "infra.api.server_error"

@@ -8,7 +8,7 @@ from django.urls import reverse
 from accounts.models import Friendship, Token, User
 from chat.events import user_channel
 from chat.models import Group, Membership, Message
-from rimsite.api import LOGIN_REQUIRED
+from infra.api import LOGIN_REQUIRED
 from tests.rest_helpers import call, direct_chat, events_published, group_of, send
 
 

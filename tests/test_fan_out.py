@@ -7,7 +7,7 @@ import time
 import pytest
 
 from chat import consumers
-from rimsite.layers import ProcessChannelLayer
+from infra.layers import ProcessChannelLayer
 from tests import ws_helpers
 
 connect_fixture = ws_helpers.connect_fixture

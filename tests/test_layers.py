@@ -1,4 +1,4 @@
-"""rimsite.layers.RetryingRedisChannelLayer against a real Redis: closing consumers
+"""infra.layers.RetryingRedisChannelLayer against a real Redis: closing consumers
 must end their receive, not be mistaken for a Redis outage."""
 
 import asyncio
@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from rimsite.layers import RetryingRedisChannelLayer
+from infra.layers import RetryingRedisChannelLayer
 from tests.live import REDIS_URL
 
 pytestmark = pytest.mark.services

@@ -1,8 +1,8 @@
-"""The per-connection token bucket (chat.ratelimit) and how the consumer applies it."""
+"""The per-connection token bucket (infra.ratelimit) and how the consumer applies it."""
 
 import pytest
 
-from chat.ratelimit import TokenBucket
+from infra.ratelimit import TokenBucket
 from tests import ws_helpers
 from tests.ws_helpers import (
     assert_error_ack,

@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 from accounts import services as accounts
 from accounts.models import Friendship, Token, User
 from chat.models import Group
-from rimsite.api import server_error
+from infra.api import server_error
 from tests.rest_helpers import call, fails, is_id, ok, send
 
 # Every route that needs a token, with an input that would otherwise be valid.

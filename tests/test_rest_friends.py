@@ -7,7 +7,7 @@ from accounts.services import answer_friend
 from chat.events import user_channel
 from chat.models import Group, Membership
 from chat.services import pair_key
-from rimsite.errors import NotFound
+from infra.errors import NotFound
 from tests.rest_helpers import (
     USER_KEYS,
     befriend,

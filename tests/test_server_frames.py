@@ -1,4 +1,4 @@
-"""rimsite.server's frame helpers, against RFC 6455 §5.2 written out by hand."""
+"""infra.server's frame helpers, against RFC 6455 §5.2 written out by hand."""
 
 import os
 import struct
@@ -7,7 +7,7 @@ import pytest
 from autobahn.exception import Disconnected
 from daphne.ws_protocol import WebSocketProtocol
 
-from rimsite.server import RimWebSocketProtocol, frame, unmask
+from infra.server import RimWebSocketProtocol, frame, unmask
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import pytest
 
 from chat.models import Group, Membership, Message
 from chat.services import create_group, mark_delivered, mark_read, send_message
-from rimsite.errors import NotMember, UnknownMessage
+from infra.errors import NotMember, UnknownMessage
 from tests.rest_helpers import group_of, run_in_threads, send
 
 

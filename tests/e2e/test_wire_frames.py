@@ -1,4 +1,4 @@
-"""The WebSocket framing of `manage.py serve` (rimsite.server), octet by octet.
+"""The WebSocket framing of `manage.py serve` (infra.server), octet by octet.
 
 rim's daphne reads the common client frame itself and hands everything else to
 autobahn, and writes its frames straight to the socket. These tests speak raw TCP to a

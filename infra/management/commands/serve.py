@@ -4,7 +4,7 @@ from daphne.cli import CommandLineInterface
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from rimsite.server import RimServer
+from infra.server import RimServer
 
 LISTEN_BACKLOG = 1024
 

@@ -11,7 +11,7 @@ from django.http import Http404, JsonResponse
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 
-from rimsite.errors import DomainError
+from infra.errors import DomainError
 
 log = logging.getLogger("rim.api")
 

@@ -1,4 +1,4 @@
-"""rimsite.dbthread: the WebSocket side's database thread."""
+"""infra.dbworkers: the WebSocket side's database thread."""
 
 import asyncio
 import logging
@@ -7,8 +7,8 @@ import threading
 import pytest
 from asgiref.sync import async_to_sync
 
-from rimsite import dbthread
-from rimsite.dbthread import DatabaseThread
+from infra import dbworkers
+from infra.dbworkers import DatabaseThread
 
 
 class Refused(Exception):
@@ -118,7 +118,7 @@ async def test_a_failed_connection_cleanup_is_logged_and_the_calls_still_run(mon
     def broken_cleanup() -> None:
         raise OSError("connection already broken")
 
-    monkeypatch.setattr(dbthread, "close_old_connections", broken_cleanup)
+    monkeypatch.setattr(dbworkers, "close_old_connections", broken_cleanup)
     with caplog.at_level(logging.ERROR, logger="rim.db"):
         assert await database.run(lambda: "ran") == "ran"
     assert "event=db_connection_cleanup_failed" in caplog.text
