@@ -11,7 +11,7 @@ from django.http import Http404, JsonResponse
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 
-from infra.errors import DomainError
+from infra.errors import Forbidden, RimError
 
 log = logging.getLogger("rim.api")
 
@@ -35,8 +35,8 @@ def exception_handler(exc: Exception, context: dict) -> Response:
 
 
 def _status_and_message(exc: Exception, context: dict) -> tuple[int, str]:
-    if isinstance(exc, DomainError):
-        return exc.http_status, exc.message
+    if isinstance(exc, RimError):
+        return exc.status, exc.detail
     if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
         return 401, LOGIN_REQUIRED
     if isinstance(exc, exceptions.ValidationError):
@@ -110,4 +110,4 @@ def validated(serializer_class, data) -> dict:
 def require_me(request, uid: int | None) -> None:
     """A field that names the acting user must name the token's user."""
     if uid is not None and uid != request.user.pk:
-        raise exceptions.PermissionDenied("you can only act as yourself")
+        raise Forbidden("you can only act as yourself")

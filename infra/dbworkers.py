@@ -1,66 +1,92 @@
-"""The WebSocket side's database thread: blocking ORM calls off the event loop, in
-order, several per thread hop.
+"""The WebSocket side's database workers: blocking ORM calls off the event loop, in
+order per worker, several per thread hop, several workers in flight at once.
 
 channels' database_sync_to_async hops to a thread and back for every call, and wraps
 each hop in asgiref's context and executor machinery; under load that machinery, and
 the two threads handing the GIL to each other once per call, cost more than the
-queries. Here calls queue up while the thread is busy and it runs them all in one turn,
-then wakes the event loop once for the lot. Each call is still its own transaction
-(the services open them), and calls run in the order they were made, so writes, and
-the acks that follow them, keep the order of the frames.
+queries. Here calls queue up while a worker is busy and it runs them all in one turn,
+then wakes the event loop once for the lot, handing over with them the layer events
+their commits published (infra.publish). Each call is still its own transaction (the
+services open them).
+
+A worker runs its calls in the order they were made. Calls routed by the same key (a
+group id) always go to the same worker, so a group's writes commit in the order of
+the frames; different groups commit on different workers at once, each with its own
+database connection, and PostgreSQL flushes their commits to its WAL together (group
+commit) instead of one after the other. SQLite has one writer whatever we do: one
+worker there.
 """
 
 import asyncio
 import contextlib
 import functools
+import itertools
 import logging
-import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from asgiref.sync import SyncToAsync
-from django.db import close_old_connections
+from django.conf import settings
+from django.db import connections
+
+from infra import metrics, publish
 
 log = logging.getLogger("rim.db")
 
-Call = tuple[Callable, dict, asyncio.Future]
+Call = tuple[Callable, dict, asyncio.Future, float]
+
+# Rises each time a worker finds its connection broken. A database restart or failover
+# breaks every worker's connection at once, but each would only find out by failing
+# a call of its own; a worker that sees this number move checks its connection first.
+_breakages = 0
 
 
-class DatabaseThread:
+class DatabaseWorker:
+    """One thread with its own database connection, running queued calls in order."""
+
     def __init__(self, name: str):
+        self.name = name
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self.lock = threading.Lock()
         self.queue: list[Call] = []
         self.running = False
+        self.breakages_seen = 0
 
     def run(self, func: Callable, /, **kwargs) -> asyncio.Future:
-        """Schedule func(**kwargs) on the thread; the future gets its outcome."""
+        """Schedule func(**kwargs) on this worker; the future gets its outcome."""
         future = asyncio.get_running_loop().create_future()
         with self.lock:
-            self.queue.append((func, kwargs, future))
+            self.queue.append((func, kwargs, future, time.monotonic()))
             start, self.running = not self.running, True
+            metrics.DB_QUEUE_DEPTH.inc()
         if start:
             self.executor.submit(self.drain)
         return future
 
-    def wrap(self, func: Callable) -> Callable[..., asyncio.Future]:
-        return functools.partial(self.run, func)
-
     def drain(self) -> None:
         while batch := self.take_queue():
-            # As database_sync_to_async does around each call: drop connections that
-            # broke or outlived CONN_MAX_AGE, before the batch and after a failure.
-            close_stale_connections()
+            if self.breakages_seen != _breakages:
+                self.breakages_seen = _breakages
+                drop_connection_if(_unusable)
+            started = time.monotonic()
             outcomes = []
-            for func, kwargs, future in batch:
-                serve_async_to_sync_from(future.get_loop())
-                try:
-                    outcomes.append((future, func(**kwargs), None))
-                except BaseException as exc:  # whatever it is, its caller gets it
-                    outcomes.append((future, None, exc))
-                    close_stale_connections()
-            self.report(outcomes)
+            with publish.collecting() as events:
+                for func, kwargs, future, queued_at in batch:
+                    metrics.DB_WAIT.observe(started - queued_at)
+                    try:
+                        outcomes.append((future, func(**kwargs), None))
+                    except BaseException as exc:  # whatever it is, its caller gets it
+                        outcomes.append((future, None, exc))
+                        if drop_connection_if(_failed_and_unusable):
+                            self.report_breakage()
+            metrics.DB_QUEUE_DEPTH.dec(len(batch))
+            self.report(outcomes, events)
+
+    def report_breakage(self) -> None:
+        global _breakages
+        _breakages += 1
+        self.breakages_seen = _breakages
 
     def take_queue(self) -> list[Call]:
         """What was queued, or nothing: then the next call starts a new drain."""
@@ -70,34 +96,73 @@ class DatabaseThread:
         return batch
 
     @staticmethod
-    def report(outcomes: list) -> None:
+    def report(outcomes: list, events: list) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list] = {}
         for outcome in outcomes:
             by_loop.setdefault(outcome[0].get_loop(), []).append(outcome)
         for loop, settled in by_loop.items():
             # A loop that closed meanwhile (a test's) has no one left to tell.
             with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(settle, settled)
+                loop.call_soon_threadsafe(settle, settled, events)
+            events = []  # published once, on the first loop (there is one in a server)
+        if events:
+            publish.publish_from_thread(events)
+
+    def close_connection(self) -> None:
+        """Close this worker's database connection (tests, shutdown)."""
+        self.executor.submit(connections.close_all).result()
 
 
-def close_stale_connections() -> None:
-    try:
-        close_old_connections()
-    except Exception:
-        # Never stop the thread: the next query reconnects or reports the problem.
-        log.exception("event=db_connection_cleanup_failed")
+class DatabaseWorkers:
+    """A fixed set of workers; `run(..., route=key)` sends every call with the same key
+    to the same worker, calls without one to the next worker in turn."""
+
+    def __init__(self, name: str, count: int):
+        self.workers = [DatabaseWorker(f"{name}-{n}") for n in range(max(count, 1))]
+        self.turns = itertools.cycle(self.workers)
+
+    def run(self, func: Callable, /, *, route: int | None = None, **kwargs) -> asyncio.Future:
+        worker = next(self.turns) if route is None else self.workers[route % len(self.workers)]
+        return worker.run(func, **kwargs)
+
+    def close_connections(self) -> None:
+        for worker in self.workers:
+            worker.close_connection()
 
 
-def serve_async_to_sync_from(loop: asyncio.AbstractEventLoop) -> None:
-    """Make async_to_sync in this thread run its coroutine on `loop`, as it does in
-    asgiref's own threads (the same thread-local): services publish their layer events
-    that way after a commit, and the in-memory layer must only be touched from its
-    loop. Without it, async_to_sync would start a new loop in yet another thread."""
-    SyncToAsync.threadlocal.main_event_loop = loop
-    SyncToAsync.threadlocal.main_event_loop_pid = os.getpid()
+@functools.cache
+def workers() -> DatabaseWorkers:
+    """The process's workers, created at first use (settings are read by then)."""
+    return DatabaseWorkers("rim-db", settings.RIM_DB_WORKERS)
 
 
-def settle(outcomes: list) -> None:
+def _unusable(connection) -> bool:
+    return not connection.is_usable()
+
+
+def _failed_and_unusable(connection) -> bool:
+    return connection.errors_occurred and not connection.is_usable()
+
+
+def drop_connection_if(broken: Callable) -> bool:
+    """Close this thread's connection if `broken(connection)`, so that the next call
+    reconnects instead of failing too. True if one was closed."""
+    closed = False
+    for connection in connections.all(initialized_only=True):
+        try:
+            if connection.connection is not None and broken(connection):
+                connection.close()
+                closed = True
+        except Exception:
+            # Never stop the worker: the next query reconnects or reports the problem.
+            log.exception("event=db_connection_cleanup_failed")
+    return closed
+
+
+def settle(outcomes: list, events: list) -> None:
+    """On the event loop: publish what the batch committed, then wake its callers."""
+    if events:
+        publish.dispatch(events)
     for future, result, exc in outcomes:
         if future.cancelled():
             continue

@@ -1,33 +1,63 @@
-"""Domain errors raised by the services.
+"""The one error hierarchy of rim, and where each error maps on both transports.
 
-Each carries the WebSocket error code of the protocol (docs/protocol.md §4) and the
-HTTP status the REST API answers with, so that both transports report one failure the
-same way without either holding a rule of its own.
+A refusal is raised as a RimError subclass wherever it is found (the protocol parser,
+the consumer, a service) and carries its `detail`, a sentence for the client. Its class
+says how each transport reports it: `code` is the WebSocket MsgAck's `content`
+(docs/protocol.md §4) and `status` the HTTP status of the REST envelope. The consumer
+and the REST exception handler read these two attributes and nothing else, so a new
+refusal is one class here. Pure Python: the protocol module imports it.
 """
 
 
-class DomainError(Exception):
+class RimError(Exception):
+    """A request the server refuses; anything not a RimError is a server error."""
+
     code = "server_error"
-    http_status = 500
+    status = 500
 
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
+    def __init__(self, detail: str):
+        super().__init__(detail)
+        self.detail = detail
 
 
-class InvalidInput(DomainError):
+class BadJson(RimError):
+    code = "bad_json"
+    status = 400
+
+
+class InvalidEvent(RimError):
+    code = "invalid_event"
+    status = 400
+
+
+class InvalidInput(RimError):
     code = "invalid_body"
-    http_status = 400
+    status = 400
 
 
-class AuthFailed(DomainError):
+class ContentTooLarge(RimError):
+    code = "content_too_large"
+    status = 413
+
+
+class NotLoggedIn(RimError):
+    code = "not_logged_in"
+    status = 401
+
+
+class AuthFailed(RimError):
     code = "auth_failed"
-    http_status = 401
+    status = 401
 
 
-class Forbidden(DomainError):
+class UidMismatch(RimError):
+    code = "uid_mismatch"
+    status = 403
+
+
+class Forbidden(RimError):
     code = "forbidden"
-    http_status = 403
+    status = 403
 
 
 class NotMember(Forbidden):
@@ -36,15 +66,32 @@ class NotMember(Forbidden):
     code = "not_member"
 
 
-class NotFound(DomainError):
+class TooLate(Forbidden):
+    """Past the window in which the change is allowed."""
+
+    code = "too_late"
+
+
+class NotFound(RimError):
     code = "not_found"
-    http_status = 404
+    status = 404
 
 
 class UnknownMessage(NotFound):
     code = "unknown_message"
 
 
-class Conflict(DomainError):
+class Conflict(RimError):
     code = "conflict"
-    http_status = 409
+    status = 409
+
+
+class Recalled(Conflict):
+    """The message was recalled: nothing more can be done to it."""
+
+    code = "recalled"
+
+
+class RateLimited(RimError):
+    code = "rate_limited"
+    status = 429

@@ -11,6 +11,8 @@ from channels_redis.core import RedisChannelLayer
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from infra import metrics
+
 log = logging.getLogger("rim.layer")
 
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
@@ -141,6 +143,11 @@ class ProcessChannelLayer(InMemoryChannelLayer):
         return message
 
     async def group_send(self, group, message):
+        self.group_send_now(group, message)
+
+    def group_send_now(self, group, message) -> None:
+        """group_send without a coroutine: on the loop, nothing in it waits
+        (infra.publish hands events over this way)."""
         self.sweep()
         deadline = time.monotonic() + self.expiry
         for channel in list(self.groups.get(group, ())):
@@ -173,6 +180,7 @@ class ProcessChannelLayer(InMemoryChannelLayer):
         self.next_sweep = now + self.sweep_interval
         if self.dropped:
             log.warning("event=layer_channel_full dropped=%d", self.dropped)
+            metrics.LAYER_DROPS.labels("channel_full").inc(self.dropped)
             self.dropped = 0
         for channel, inbox in list(self.channels.items()):
             messages = inbox.messages

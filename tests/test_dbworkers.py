@@ -1,14 +1,13 @@
-"""infra.dbworkers: the WebSocket side's database thread."""
+"""infra.dbworkers: the WebSocket side's database workers."""
 
 import asyncio
 import logging
 import threading
 
 import pytest
-from asgiref.sync import async_to_sync
 
-from infra import dbworkers
-from infra.dbworkers import DatabaseThread
+from infra import dbworkers, publish
+from infra.dbworkers import DatabaseWorker, DatabaseWorkers
 
 
 class Refused(Exception):
@@ -16,7 +15,7 @@ class Refused(Exception):
 
 
 async def test_calls_run_in_order_on_one_thread_and_each_gets_its_own_outcome():
-    database = DatabaseThread("test-db")
+    database = DatabaseWorker("test-db")
     ran: list[tuple[int, str]] = []
 
     def work(*, n: int) -> int:
@@ -41,7 +40,7 @@ async def test_calls_run_in_order_on_one_thread_and_each_gets_its_own_outcome():
 async def test_calls_made_while_the_thread_is_busy_run_in_one_turn():
     """The first call holds the thread until nine more are queued: those nine are
     settled together, in one wake-up of the loop (each sees all of them done)."""
-    database = DatabaseThread("test-db")
+    database = DatabaseWorker("test-db")
     release = threading.Event()
     turns = []
 
@@ -61,22 +60,37 @@ async def test_calls_made_while_the_thread_is_busy_run_in_one_turn():
     assert turns == [True] * 9
 
 
-async def test_async_to_sync_on_the_thread_runs_on_the_callers_loop():
-    """Services publish layer events with async_to_sync after a commit; the in-memory
-    layer must see them on its own loop, not on a new loop in another thread."""
-    database = DatabaseThread("test-db")
-    caller_loop = asyncio.get_running_loop()
+async def test_events_a_call_publishes_reach_the_loop_before_its_caller_wakes(monkeypatch):
+    """What a batch commits is handed to the event loop together with its outcomes:
+    the events first, in order, then the callers (one wake-up for both)."""
+    database = DatabaseWorker("test-db")
+    seen: list = []
+    monkeypatch.setattr(publish, "dispatch", lambda events: seen.append(("events", events)))
 
-    async def where() -> tuple[asyncio.AbstractEventLoop, str]:
-        return asyncio.get_running_loop(), threading.current_thread().name
+    def commit(*, n: int) -> int:
+        publish.publish_now("g.1", {"type": "chat.entry", "n": n})
+        return n
 
-    loop, thread = await database.run(async_to_sync(where))
-    assert loop is caller_loop
-    assert thread == threading.current_thread().name
+    first = database.run(commit, n=1)
+    first.add_done_callback(lambda _: seen.append(("caller", 1)))
+    assert await first == 1
+    assert seen == [("events", [("g.1", {"type": "chat.entry", "n": 1})]), ("caller", 1)]
+
+
+async def test_calls_with_one_route_share_a_worker_and_others_spread():
+    workers = DatabaseWorkers("test-db", 3)
+
+    def where() -> str:
+        return threading.current_thread().name
+
+    same = {await workers.run(where, route=7) for _ in range(5)}
+    spread = {await workers.run(where) for _ in range(6)}
+    assert len(same) == 1
+    assert len(spread) == 3
 
 
 async def test_a_cancelled_caller_does_not_stop_the_call_or_the_ones_after():
-    database = DatabaseThread("test-db")
+    database = DatabaseWorker("test-db")
     release = threading.Event()
     done = []
 
@@ -97,7 +111,7 @@ class Fatal(BaseException):
 
 
 async def test_a_base_exception_reaches_its_caller_and_the_thread_goes_on():
-    database = DatabaseThread("test-db")
+    database = DatabaseWorker("test-db")
 
     def fatal() -> None:
         raise Fatal("stop")
@@ -110,15 +124,29 @@ async def test_a_base_exception_reaches_its_caller_and_the_thread_goes_on():
     assert await database.run(lambda: "and later") == "and later"
 
 
-async def test_a_failed_connection_cleanup_is_logged_and_the_calls_still_run(monkeypatch, caplog):
-    """Dropping a stale connection can itself fail (a broken socket on close): the
-    thread logs it and runs the call; the next query reconnects or reports."""
-    database = DatabaseThread("test-db")
+async def test_a_failed_connection_cleanup_is_logged_and_the_worker_goes_on(monkeypatch, caplog):
+    """After a failed call the worker drops its connection if the failure broke it;
+    dropping it can itself fail (a broken socket on close): that is logged, and the
+    next call still runs (it reconnects or reports)."""
+    database = DatabaseWorker("test-db")
 
-    def broken_cleanup() -> None:
-        raise OSError("connection already broken")
+    class BrokenConnection:
+        connection = object()
+        errors_occurred = True
 
-    monkeypatch.setattr(dbworkers, "close_old_connections", broken_cleanup)
+        def is_usable(self) -> bool:
+            return False
+
+        def close(self) -> None:
+            raise OSError("connection already broken")
+
+    monkeypatch.setattr(dbworkers.connections, "all", lambda **kwargs: [BrokenConnection()])
+
+    def failing() -> None:
+        raise Refused("query failed")
+
     with caplog.at_level(logging.ERROR, logger="rim.db"):
+        with pytest.raises(Refused):
+            await database.run(failing)
         assert await database.run(lambda: "ran") == "ran"
     assert "event=db_connection_cleanup_failed" in caplog.text
