@@ -42,6 +42,13 @@ class UserAdmin(DjangoUserAdmin):
         (None, {"classes": ["wide"], "fields": ["account", "name", "password1", "password2"]})
     ]
 
+    def save_model(self, request, obj: User, form, change: bool) -> None:
+        """Unticking "active" locks the user out as the action does: tokens revoked,
+        open connections closed."""
+        super().save_model(request, obj, form, change)
+        if change and "is_active" in form.changed_data and not obj.is_active:
+            services.deactivate_user(user=obj)
+
     @admin.action(description="Deactivate the selected users (revokes tokens, closes connections)")
     def deactivate(self, request, queryset) -> None:
         for user in queryset:

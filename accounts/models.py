@@ -32,6 +32,8 @@ class User(AbstractBaseUser, PermissionsMixin):
     )
     is_staff = models.BooleanField(default=False)
     date_joined = models.DateTimeField(default=timezone.now)
+    # When the user's last connection closed for good (presence's "last seen").
+    last_seen = models.DateTimeField(null=True, blank=True)
 
     objects = UserManager()
 

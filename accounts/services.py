@@ -1,7 +1,8 @@
 """Account operations: registration, login tokens, friendships.
 
-Plain synchronous functions, each one transaction, called by the REST views and the
-WebSocket consumer alike.
+Plain synchronous functions, each one transaction, called by the REST views, the
+admin and the WebSocket consumer alike. accounts knows nothing of conversations: what
+they do when two users become friends hangs on `friendship_confirmed`.
 """
 
 import hashlib
@@ -15,8 +16,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts import events
 from accounts.models import Friendship, Token, User
-from chat import events
+from accounts.signals import friendship_confirmed
 from infra.errors import AuthFailed, Conflict, InvalidInput, NotFound
 
 
@@ -60,6 +62,11 @@ def issue_token(*, account: str, password: str) -> str:
     return key
 
 
+SESSION_ALIVE = "alive"
+SESSION_ENDED = "ended"
+SESSION_DEACTIVATED = "deactivated"
+
+
 def session_for_token(*, key: str) -> Session | None:
     """The live session of `key`: None if unknown, expired, revoked or its user is
     deactivated."""
@@ -71,6 +78,19 @@ def session_for_token(*, key: str) -> Session | None:
     if token is None:
         return None
     return Session(user=token.user, token_id=token.pk, expires_at=token.expires_at)
+
+
+def session_status(*, token_id: int) -> str:
+    """Whether a bound connection's session still stands: alive, ended (the token
+    expired or was revoked) or deactivated (its user was)."""
+    active = (
+        Token.objects.filter(pk=token_id, expires_at__gt=timezone.now())
+        .values_list("user__is_active", flat=True)
+        .first()
+    )
+    if active is None:
+        return SESSION_ENDED
+    return SESSION_ALIVE if active else SESSION_DEACTIVATED
 
 
 @transaction.atomic
@@ -142,10 +162,7 @@ def answer_friend(*, user: User, fid: int, accept: bool) -> None:
     Friendship.objects.update_or_create(
         from_user=user, to_user_id=fid, defaults={"status": Friendship.FRIENDS}
     )
-    # Imported here: chat's services depend on accounts' models, not the reverse.
-    from chat.services import open_direct_chat
-
-    open_direct_chat(user=user, other_id=fid)
+    friendship_confirmed.send(sender=Friendship, user=user, friend_id=fid)
 
 
 def list_friends(*, user: User, status: int, offset: int, limit: int) -> list[User]:

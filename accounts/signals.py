@@ -1,13 +1,7 @@
-"""Deactivating a user anywhere (admin form, shell) locks them out at once."""
+"""What accounts announces to the apps above it, which it must not import."""
 
-from django.db.models.signals import post_save
-from django.dispatch import receiver
+from django.dispatch import Signal
 
-from accounts import services
-from accounts.models import User
-
-
-@receiver(post_save, sender=User)
-def lock_out_deactivated(sender, instance: User, created: bool, **kwargs) -> None:
-    if not created and not instance.is_active:
-        services.deactivate_user(user=instance)
+# Sent inside answer_friend's transaction when `user` accepts `friend_id`'s request:
+# chat opens their one-to-one chat (chat.apps connects it).
+friendship_confirmed = Signal()

@@ -38,7 +38,9 @@ class Logout(APIView):
 class GetUser(APIView):
     def get(self, request):
         uid = validated(io.UidQuery, request.query_params)["uid"]
-        return envelope(io.user_data(services.get_user(uid=uid)))
+        # An email is personal: only its owner (and staff) see it.
+        own = uid == request.user.pk or request.user.is_staff
+        return envelope(io.user_data(services.get_user(uid=uid), with_email=own))
 
 
 class UserForToken(APIView):

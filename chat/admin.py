@@ -1,12 +1,18 @@
-"""Moderation: conversations with their members, and messages (edited or redacted,
-never deleted: a hole in a group's seqs would read as a lost message)."""
+"""Moderation: conversations with their members, messages, and the moderation log.
 
-from django.contrib import admin
+Thin over chat.services: members added or removed here, and messages removed here
+(a recall by a moderator), change exactly what the same change through the API
+changes and push the same events; each action is written to the moderation log.
+Messages are never deleted: a hole in a group's seqs would read as a lost message.
+"""
 
-from chat import events
-from chat.models import Group, Membership, Message
+import uuid
 
-REDACTED = "[removed by a moderator]"
+from django.contrib import admin, messages
+
+from chat import services
+from chat.models import Group, Membership, Message, ModerationLog
+from infra.errors import RimError
 
 
 def is_one_to_one(group: Group | None) -> bool:
@@ -20,7 +26,7 @@ class MembershipInline(admin.TabularInline):
     model = Membership
     extra = 0
     raw_id_fields = ["user"]
-    readonly_fields = ["delivered_seq", "read_seq", "joined_seq", "joined_at"]
+    readonly_fields = ["delivered_seq", "read_seq", "read_count", "joined_seq", "joined_at"]
 
     def has_add_permission(self, request, obj=None) -> bool:
         return not is_one_to_one(obj) and super().has_add_permission(request, obj)
@@ -40,7 +46,14 @@ class GroupAdmin(admin.ModelAdmin):
     raw_id_fields = ["creator", "last_msg"]
     # The mode is fixed at creation: a one-to-one chat turned into a group would keep
     # its pair_key, and a group turned one-to-one would have none.
-    readonly_fields = ["mode", "last_seq", "last_msg", "pair_key"]
+    readonly_fields = [
+        "mode",
+        "last_seq",
+        "message_count",
+        "members_version",
+        "last_msg",
+        "pair_key",
+    ]
     inlines = [MembershipInline]
 
     def has_add_permission(self, request) -> bool:
@@ -49,60 +62,104 @@ class GroupAdmin(admin.ModelAdmin):
         return False
 
     def save_formset(self, request, form, formset, change) -> None:
-        """Members added or removed here count as through the API: a newcomer starts at
-        the group's current seq (no unread backlog), and the users' open connections
-        start or stop receiving the group at once."""
+        """The member rows' changes, made by chat.services as one moderation."""
         if formset.model is not Membership:
             super().save_formset(request, form, formset, change)
             return
-        gid = form.instance.pk
-        seq = Group.objects.select_for_update().get(pk=gid).last_seq
-        memberships = formset.save(commit=False)
-        moved = [m for m, fields in formset.changed_objects if "user" in fields]
-        previous = dict(
-            Membership.objects.filter(pk__in=[m.pk for m in moved]).values_list("pk", "user_id")
+        # Only for the admin's change message (it reads the formset's new, changed and
+        # deleted objects): commit=False writes nothing.
+        formset.save(commit=False)
+        add, remove, roles = members_changed(formset)
+        if not (add or remove or roles):
+            return
+        services.moderate_members(
+            moderator=request.user, gid=form.instance.pk, add=add, remove=remove, roles=roles
         )
-        for membership in formset.deleted_objects:
-            membership.delete()
-            events.member_left(uid=membership.user_id, gid=gid)
-        joining = [*formset.new_objects, *moved]
-        for membership in joining:
-            membership.joined_seq = membership.delivered_seq = membership.read_seq = seq
-        for membership in memberships:
-            membership.save()
-        for membership in moved:
-            events.member_left(uid=previous[membership.pk], gid=gid)
-        for membership in joining:
-            events.member_joined(uid=membership.user_id, gid=gid, seq=seq)
-        formset.save_m2m()
+
+
+def members_changed(formset) -> tuple[dict[int, int], set[int], dict[int, int]]:
+    """What the inline's rows ask for: users to add (with their role), users to
+    remove, and new roles. A row whose user was replaced removes the old user and adds
+    the new one."""
+    add: dict[int, int] = {}
+    remove: set[int] = set()
+    roles: dict[int, int] = {}
+    for form in formset.initial_forms:
+        if not form.has_changed() and form not in formset.deleted_forms:
+            continue
+        before = form.initial["user"]
+        if form in formset.deleted_forms:
+            remove.add(before)
+        elif "user" in form.changed_data:
+            remove.add(before)
+            add[form.cleaned_data["user"].pk] = form.cleaned_data["role"]
+        elif "role" in form.changed_data:
+            roles[before] = form.cleaned_data["role"]
+    for form in formset.extra_forms:
+        if form.has_changed() and form not in formset.deleted_forms:
+            add[form.cleaned_data["user"].pk] = form.cleaned_data["role"]
+    return add, remove, roles
 
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
-    list_display = ["id", "sender", "group", "kind", "short_content", "created_at"]
+    list_display = ["id", "sender", "group", "kind", "short_content", "recalled", "created_at"]
     list_filter = [
         "kind",
+        "recalled",
         ("group", admin.RelatedOnlyFieldListFilter),
         ("sender", admin.RelatedOnlyFieldListFilter),
     ]
     search_fields = ["content"]
     list_select_related = ["sender", "group"]
-    raw_id_fields = ["sender", "group"]
-    readonly_fields = ["group", "seq", "sender", "client_msg_id", "created_at", "updated_at"]
-    actions = ["redact"]
+    raw_id_fields = ["sender", "group", "reply_to"]
+    fields = ["group", "seq", "sender", "kind", "content", "reply_to", "recalled", "edited_at"]
+    readonly_fields = fields
+    actions = ["recall"]
 
     @admin.display(description="content")
     def short_content(self, message: Message) -> str:
         return message.content[:80]
 
-    @admin.action(description="Redact the selected messages")
-    def redact(self, request, queryset) -> None:
+    @admin.action(description="Recall the selected messages (erased for everyone)")
+    def recall(self, request, queryset) -> None:
+        recalled = 0
         for message in queryset:
-            message.content = REDACTED
-            message.kind = Message.TEXT
-            message.save(update_fields=["content", "kind", "updated_at"])
+            try:
+                result = services.recall_message(
+                    user_id=request.user.pk,
+                    gid=message.group_id,
+                    msg_id=message.pk,
+                    client_msg_id=f"admin-{uuid.uuid4().hex}",
+                    moderator=request.user,
+                )
+            except RimError as refused:
+                self.message_user(request, f"{message}: {refused.detail}", messages.ERROR)
+                continue
+            recalled += result.seq is not None
+        self.message_user(request, f"{recalled} message(s) recalled.", messages.SUCCESS)
 
     def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(ModerationLog)
+class ModerationLogAdmin(admin.ModelAdmin):
+    """Who removed what, and when. Written by the actions above, never by hand."""
+
+    list_display = ["created_at", "moderator", "action", "group", "message", "detail"]
+    list_filter = ["action", ("moderator", admin.RelatedOnlyFieldListFilter)]
+    list_select_related = ["moderator", "group"]
+    search_fields = ["detail", "moderator__account"]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
         return False
 
     def has_delete_permission(self, request, obj=None) -> bool:

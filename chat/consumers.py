@@ -1,10 +1,12 @@
 """The WebSocket endpoint: rim's MsgEvent state machine, one instance per connection.
 
-Thin by design: decode and validate a frame (chat.protocol), call a service in the ORM
-thread, answer with exactly one MsgAck, fan out through the channel layer. What lives
-here is connection state: the bound session, the last seq pushed per group (which makes
-delivery ordered, gap-free and duplicate-free even when the layer drops events), the
-rate-limit bucket and the idle timer.
+Thin by design. A frame is decoded and validated (chat.protocol), its event runs a
+service on a database worker (infra.dbworkers), and it is answered with exactly one
+MsgAck. The services publish what they change (chat.events); this class only delivers
+what the layer brings, through its Delivery (chat.delivery), which keeps the pushes of
+each group ordered, gap-free, duplicate-free and for members only. What else lives
+here is the connection's own state: the bound session, the rate-limit bucket, the
+login deadline and the idle timer.
 """
 
 import asyncio
@@ -19,73 +21,53 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from accounts import events as account_events
 from accounts import services as accounts
 from chat import events, services
 from chat import protocol as wire
-from infra.dbworkers import DatabaseThread
-from infra.errors import DomainError
+from chat.delivery import Delivery
+from infra import clientaddr, dbworkers, metrics, presence
+from infra.errors import AuthFailed, NotLoggedIn, RimError, UidMismatch
 from infra.ratelimit import TokenBucket
 
 log = logging.getLogger("rim.ws")
 
-CLOSE_TOO_BIG = 1009
-CLOSE_POLICY = 1008
-CLOSE_IDLE = 4000
-CLOSE_DEACTIVATED = 4001
 # Database-bound events one connection may have running beside its dispatch loop.
 MAX_IN_FLIGHT = 32
-# Seconds between two tail checks of a connection (each costs one query).
+# Seconds between two tail checks of a connection (each costs two queries).
 CATCH_UP_INTERVAL = 30.0
 
-# Event name → handler method (a class-level table: nothing per connection).
-HANDLERS = {
-    wire.LOGIN: "on_login",
-    wire.MSG: "on_msg",
-    wire.ACK: "on_ack",
-    wire.READ: "on_read",
-    wire.HEART: "on_heart",
-    wire.LOGOUT: "on_logout",
-}
+typing_throttle = services.TypingThrottle()
+# Connections per client address, in this process (RIM_MAX_CONNECTIONS_PER_IP).
+connections_from: dict[str, int] = {}
 
 
-def _open_session(key: str) -> tuple[accounts.Session | None, list[int]]:
+def open_session(*, key: str) -> tuple[accounts.Session | None, list[int]]:
     session = accounts.session_for_token(key=key)
     if session is None:
         return None, []
     return session, services.group_ids_of(user_id=session.user.pk)
 
 
-# Every database call of the WebSocket side runs on this one thread, in order.
-database = DatabaseThread("rim-db")
-open_session = database.wrap(_open_session)
-sync_state = database.wrap(services.sync_state)
-send_message = database.wrap(services.send_message)
-mark_delivered = database.wrap(services.mark_delivered)
-mark_read = database.wrap(services.mark_read)
-messages_between = database.wrap(services.messages_between)
-newest_seqs = database.wrap(services.newest_seqs)
+def db(func, /, *, route: int | None = None, **kwargs) -> asyncio.Future:
+    """Run a service on a database worker; calls about one group share a worker."""
+    return dbworkers.workers().run(func, route=route, **kwargs)
 
 
-def message_push(message) -> str:
-    return wire.encode_msg_push(
-        kind=message.kind,
-        uid=message.sender_id,
-        gid=message.group_id,
-        content=message.content,
-        client_msg_id=message.client_msg_id,
-        msg_id=message.pk,
-        seq=message.seq,
-        create_time=services.local_time(message.created_at),
-    )
+@functools.cache
+def start_presence() -> None:
+    """Once per process: report presence changes to the domain (who is told)."""
+
+    def changed(uid, online, last_seen) -> None:
+        future = db(services.presence_changed, user_id=uid, online=online, last_seen=last_seen)
+        future.add_done_callback(_log_failure)
+
+    presence.tracker().start(changed)
 
 
-class ClientError(Exception):
-    """An event refused by the connection's own state (login, uid binding)."""
-
-    def __init__(self, code: str, detail: str):
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
+def _log_failure(future: asyncio.Future) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("event=presence_failed", exc_info=future.exception())
 
 
 async def dispatch_in_turn(sources, dispatch) -> None:
@@ -127,29 +109,37 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.token_id: int | None = None
         self.expires_at = 0.0
         self.revoked = False
-        # gid → seq of the last message this connection pushed (or knows about).
-        self.last_pushed: dict[int, int] = {}
-        # Ids this connection sent whose fan-out event has not come back yet: never
-        # pushed back to it, also not by a gap repair.
-        self.sent_here: set[int] = set()
-        # clientMsgIds of this connection's sends still being stored.
-        self.sending: set[str] = set()
+        self.closing = False
+        self.delivery = Delivery(
+            push=self.push,
+            read_entries=self.read_entries,
+            check_member=self.check_member,
+            leave=self.leave_group,
+        )
         self.in_flight: set[asyncio.Task] = set()
+        self.last_answer: asyncio.Task | None = None
         self.bucket = TokenBucket(rate=settings.RIM_RATE_LIMIT, burst=settings.RIM_RATE_BURST)
         self.refused_in_a_row = 0
+        self.address = clientaddr.client_address(self.scope)
+        connections_from[self.address] = connections_from.get(self.address, 0) + 1
+        metrics.CONNECTIONS.value += 1
         loop = asyncio.get_running_loop()
         self.next_catch_up = loop.time() + CATCH_UP_INTERVAL
         self.last_frame_at = loop.time()
         self.idle_timer = loop.call_later(settings.RIM_IDLE_TIMEOUT, self.check_idle)
+        self.login_timer = loop.call_later(settings.RIM_LOGIN_TIMEOUT, self.check_login)
+        start_presence()
         await self.accept()
-        log.info("event=ws_open conn=%s client=%s", self.conn_label, self.client_label)
+        log.info("event=ws_open conn=%s", self.conn_label)
+        if connections_from[self.address] > settings.RIM_MAX_CONNECTIONS_PER_IP > 0:
+            await self.close_with(wire.CLOSE_TOO_MANY, "too_many_connections")
 
     async def dispatch(self, message: dict) -> None:
         """Run the handler of a client frame or layer event. channels' own dispatch
         first hops to the ORM thread to close stale database connections, for every
         message: every push to every connection would queue on that one thread. Our
-        handlers reach the database only through the DatabaseThread, which does that
-        cleanup itself."""
+        handlers reach the database only through the workers, which see to their own
+        connections."""
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"no handler for message type {message['type']}")
@@ -157,27 +147,47 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         self.idle_timer.cancel()
+        self.login_timer.cancel()
         await self.unbind()
+        left = connections_from.get(self.address, 1) - 1
+        if left:
+            connections_from[self.address] = left
+        else:
+            connections_from.pop(self.address, None)
+        metrics.CONNECTIONS.value -= 1
         log.info("event=ws_close conn=%s code=%s", self.conn_label, code)
 
     @property
     def conn_label(self) -> str:
         return self.channel_name.rsplit("!", 1)[-1]
 
-    @property
-    def client_label(self) -> str:
-        client = self.scope.get("client") or ("?", 0)
-        return f"{client[0]}:{client[1]}"
+    async def close_with(self, code: int, why: str) -> None:
+        """Close the connection (once); nothing more is sent or answered after this."""
+        if self.closing:
+            return
+        self.closing = True
+        log.info(
+            "event=ws_server_close conn=%s uid=%s code=%s why=%s",
+            self.conn_label,
+            self.uid,
+            code,
+            why,
+        )
+        metrics.CLOSES.add(str(code))
+        await self.close(code=code)
 
     # -- frames in ---------------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Every frame gets exactly one MsgAck; bad frames become error acks instead of
         the stock class's exceptions (which would drop the socket)."""
+        if self.closing:
+            return
         self.last_frame_at = asyncio.get_running_loop().time()
         if self.frame_too_big(text_data, bytes_data):
-            log.info("event=ws_frame_too_big conn=%s", self.conn_label)
-            await self.close(code=CLOSE_TOO_BIG)
+            # rim's server refuses such a frame in its transport (1009) before it gets
+            # here; under another ASGI server the application sees it and closes.
+            await self.close_with(wire.CLOSE_TOO_BIG_APP, "frame_too_big")
             return
         client_msg_id = None
         try:
@@ -185,7 +195,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             allowed = self.bucket.take()
             try:
                 frame = wire.decode_frame(text_data)
-            except wire.ProtocolError:
+            except RimError:
                 if not allowed:
                     await self.refuse_rate(None)
                     return
@@ -196,6 +206,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                 return
             self.refused_in_a_row = 0
             event = wire.parse_event(frame, max_content=settings.RIM_MAX_CONTENT)
+            metrics.CLIENT_EVENTS.add(event.event)
             await getattr(self, HANDLERS[event.event])(event)
         except Exception as exc:
             await self.send_failure(exc, client_msg_id)
@@ -203,10 +214,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     async def send_failure(self, exc: Exception, client_msg_id: str | None) -> None:
         """The error MsgAck for `exc`; anything unexpected is logged with its traceback
         and shown to the client only as server_error."""
-        if isinstance(exc, (wire.ProtocolError, ClientError)):
+        if isinstance(exc, RimError):
             await self.send_error(exc.code, exc.detail, client_msg_id)
-        elif isinstance(exc, DomainError):
-            await self.send_error(exc.code, exc.message, client_msg_id)
         else:
             log.error(
                 "event=ws_server_error conn=%s uid=%s", self.conn_label, self.uid, exc_info=exc
@@ -215,20 +224,32 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     async def detach(self, event: wire.ClientEvent, work) -> None:
         """Run a database-bound event beside the dispatch loop, so that pushes to this
-        connection never queue behind its own writes. Its ack comes when it is done
-        (writes run in order on the database thread, so acks keep the order of the frames).
+        connection never queue behind its own writes. `work` returns the ack's
+        serverMsgId. Acks keep the order of the frames (each waits for the one
+        before), also when calls about different groups run on different workers.
         Past MAX_IN_FLIGHT events the loop waits: a flood slows only its sender."""
         if len(self.in_flight) >= MAX_IN_FLIGHT:
             await asyncio.wait(self.in_flight, return_when=asyncio.FIRST_COMPLETED)
-        task = asyncio.create_task(self.answer(event, work))
+        arrived = asyncio.get_running_loop().time()
+        task = asyncio.create_task(self.answer(event, work, self.last_answer, arrived))
+        self.last_answer = task
         self.in_flight.add(task)
         task.add_done_callback(self.in_flight.discard)
 
-    async def answer(self, event: wire.ClientEvent, work) -> None:
+    async def answer(self, event: wire.ClientEvent, work, previous, arrived: float) -> None:
         try:
-            await work
+            server_msg_id = await work
         except Exception as exc:
-            await self.send_failure(exc, event.client_msg_id)
+            failure = exc
+        else:
+            failure = None
+        if previous is not None and not previous.done():
+            await asyncio.wait([previous])
+        if failure is not None:
+            await self.send_failure(failure, event.client_msg_id)
+        else:
+            await self.send_ack(event, server_msg_id)
+        metrics.ACK_LATENCY.observe(asyncio.get_running_loop().time() - arrived)
 
     def frame_too_big(self, text_data: str | None, bytes_data: bytes | None) -> bool:
         limit = settings.RIM_MAX_FRAME
@@ -242,241 +263,343 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.refused_in_a_row += 1
         await self.send_error("rate_limited", "too many events; slow down", client_msg_id)
         if self.refused_in_a_row >= max(self.bucket.burst, 1):
-            log.info("event=ws_rate_abuse conn=%s uid=%s", self.conn_label, self.uid)
-            await self.close(code=CLOSE_POLICY)
+            await self.close_with(wire.CLOSE_RATE_ABUSE, "rate_abuse")
+
+    async def push(self, text: str) -> None:
+        if not self.closing:
+            metrics.PUSHES.add()
+            await self.send(text_data=text)
 
     async def send_error(self, code: str, detail: str, client_msg_id: str | None) -> None:
+        if self.closing:
+            return
         log.info("event=ws_error conn=%s uid=%s code=%s", self.conn_label, self.uid, code)
+        metrics.ACKS.add(code)
         await self.send(text_data=wire.encode_error(code, detail, client_msg_id))
 
     async def send_ack(self, event: wire.ClientEvent, server_msg_id: int | None = None) -> None:
+        if self.closing:
+            return
+        metrics.ACKS.add(wire.OK)
         await self.send(text_data=wire.encode_ack(event.client_msg_id, server_msg_id))
 
     async def require_session(self, event: wire.ClientEvent) -> int:
         """The bound uid, if `event` may act for it."""
         if self.uid is None:
             if self.revoked:
-                raise ClientError("auth_failed", "the token was revoked; log in again")
-            raise ClientError("not_logged_in", "log in first")
+                raise AuthFailed("the session ended (token revoked or expired); log in again")
+            raise NotLoggedIn("log in first")
         if time.time() >= self.expires_at:
-            await self.unbind()
-            self.revoked = True
-            raise ClientError("auth_failed", "the token has expired; log in again")
+            await self.end_session()
+            raise AuthFailed("the token has expired; log in again")
         if event.uid != self.uid:
-            raise ClientError("uid_mismatch", f"uid {event.uid} is not the logged-in user")
+            raise UidMismatch(f"uid {event.uid} is not the logged-in user")
         return self.uid
 
-    # -- events ------------------------------------------------------------------
+    # -- the session -------------------------------------------------------------
 
     async def on_login(self, event: wire.ClientEvent) -> None:
         if self.uid is not None and event.uid != self.uid:
-            raise ClientError("uid_mismatch", "this connection is logged in as another user")
-        session, gids = await open_session(key=event.content)
+            raise UidMismatch("this connection is logged in as another user")
+        session, gids = await db(open_session, key=event.content)
         if session is None or session.user.pk != event.uid:
-            raise ClientError("auth_failed", "the token is unknown, expired or not this user's")
+            raise AuthFailed("the token is unknown, expired or not this user's")
         await self.unbind()
         try:
             await self.bind(session, gids)
-            state = await sync_state(user_id=self.uid, limit=settings.RIM_SYNC_LIMIT)
+            state = await db(services.sync_state, user_id=self.uid, limit=settings.RIM_SYNC_LIMIT)
         except Exception:
             # The Login fails as a whole (one server_error ack), instead of an Ok
             # followed by a server_error, or a bound connection that follows no group
             # (the layer failed) or knows no group's seq, and silently drops pushes.
-            self.last_pushed = dict.fromkeys(gids, 0)
+            for gid in gids:
+                self.delivery.follow(gid, 0, 0)
             await self.unbind()
             raise
+        for gid, where in state.groups.items():
+            self.delivery.follow(gid, where.last_seq, where.members_version)
         await self.send_ack(event)
-        await self.sync(state)
+        await self.delivery.pushed_after_login(state.entries)
 
     async def bind(self, session: accounts.Session, gids: list[int]) -> None:
         self.uid = session.user.pk
         self.token_id = session.token_id
         self.expires_at = session.expires_at.timestamp()
         self.revoked = False
-        layer_groups = [events.user_channel(self.uid), *map(events.group_channel, gids)]
-        await asyncio.gather(
-            *(self.channel_layer.group_add(g, self.channel_name) for g in layer_groups)
-        )
+        self.login_timer.cancel()
+        self.delivery.start(self.uid)
+        layer_groups = [account_events.user_channel(self.uid), *map(events.group_channel, gids)]
+        async with asyncio.timeout(settings.RIM_LAYER_TIMEOUT):
+            await asyncio.gather(
+                *(self.channel_layer.group_add(g, self.channel_name) for g in layer_groups)
+            )
+        presence.tracker().connected(self.uid)
+        metrics.LOGGED_IN.value += 1
         log.info("event=ws_login conn=%s uid=%s groups=%d", self.conn_label, self.uid, len(gids))
 
     async def unbind(self) -> None:
+        """Stop acting for the user: leave its layer groups and restart the login
+        deadline."""
         if self.uid is None:
             return
-        layer_groups = [events.user_channel(self.uid), *map(events.group_channel, self.last_pushed)]
+        uid, gids = self.uid, self.delivery.followed()
         self.uid = None
         self.token_id = None
-        self.last_pushed = {}
-        self.sent_here = set()
-        await asyncio.gather(
-            *(self.channel_layer.group_discard(g, self.channel_name) for g in layer_groups),
-            return_exceptions=True,
-        )
+        self.delivery.stop()
+        presence.tracker().disconnected(uid)
+        metrics.LOGGED_IN.value -= 1
+        if not self.closing:
+            loop = asyncio.get_running_loop()
+            self.login_timer = loop.call_later(settings.RIM_LOGIN_TIMEOUT, self.check_login)
+        layer_groups = [account_events.user_channel(uid), *map(events.group_channel, gids)]
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(settings.RIM_LAYER_TIMEOUT):
+                await asyncio.gather(
+                    *(self.channel_layer.group_discard(g, self.channel_name) for g in layer_groups),
+                    return_exceptions=True,
+                )
 
-    async def sync(self, state: services.SyncState) -> None:
-        """Offline sync: with `state` read after joining the layer groups, push what the
-        user has not received, then follow each group from its newest seq."""
-        self.last_pushed = dict(state.last_seqs)
-        for message in state.messages:
-            await self.send(text_data=message_push(message))
-            if message.seq > self.last_pushed.get(message.group_id, 0):
-                self.last_pushed[message.group_id] = message.seq
-
-    async def on_msg(self, event: wire.ClientEvent) -> None:
-        uid = await self.require_session(event)
-        await self.detach(event, self.store_and_fan_out(event, uid))
-
-    async def store_and_fan_out(self, event: wire.ClientEvent, uid: int) -> None:
-        self.sending.add(event.client_msg_id)
-        try:
-            result = await send_message(
-                sender_id=uid,
-                gid=event.gid,
-                kind=event.kind,
-                content=event.content,
-                client_msg_id=event.client_msg_id,
-            )
-        finally:
-            self.sending.discard(event.client_msg_id)
-        message = result.message
-        if result.created:
-            self.sent_here.add(message.pk)
-        await self.send_ack(event, message.pk)
-        if result.created:
-            await self.fan_out(message)
-
-    async def fan_out(self, message) -> None:
-        """One push, encoded once, to the conversation's layer group. The message is
-        committed already: if the layer fails, connections repair from the database."""
-        try:
-            await self.channel_layer.group_send(
-                events.group_channel(message.group_id),
-                {
-                    "type": "chat.message",
-                    "gid": message.group_id,
-                    "seq": message.seq,
-                    "msg_id": message.pk,
-                    "origin": self.channel_name,
-                    "push": message_push(message),
-                },
-            )
-        except Exception:
-            log.exception("event=fan_out_failed gid=%s msg=%s", message.group_id, message.pk)
-
-    async def on_ack(self, event: wire.ClientEvent) -> None:
-        uid = await self.require_session(event)
-        await self.detach(event, self.deliver(event, uid))
-
-    async def deliver(self, event: wire.ClientEvent, uid: int) -> None:
-        await mark_delivered(user_id=uid, gid=event.gid, msg_id=event.msg_id)
-        await self.send_ack(event)
-
-    async def on_read(self, event: wire.ClientEvent) -> None:
-        uid = await self.require_session(event)
-        await self.detach(event, self.read(event, uid))
-
-    async def read(self, event: wire.ClientEvent, uid: int) -> None:
-        await mark_read(
-            user_id=uid, gid=event.gid, msg_id=event.msg_id, client_msg_id=event.client_msg_id
-        )
-        await self.send_ack(event, event.msg_id)
-
-    async def on_heart(self, event: wire.ClientEvent) -> None:
-        await self.send_ack(event)
-        now = asyncio.get_running_loop().time()
-        if self.uid is not None and now >= self.next_catch_up:
-            self.next_catch_up = now + CATCH_UP_INTERVAL
-            await self.catch_up()
-
-    async def catch_up(self) -> None:
-        """Push what the layer lost at the tail of a group. Gap repair notices a lost
-        event only when a later one arrives; a group that then falls silent would keep
-        its last messages from this connection. A logged-in client's Heart (at most
-        every CATCH_UP_INTERVAL) compares each group's newest seq with ours."""
-        for gid, newest in (await newest_seqs(user_id=self.uid)).items():
-            pushed = self.last_pushed.get(gid)
-            if pushed is not None and newest > pushed:
-                log.info("event=tail_repair conn=%s gid=%s after=%s", self.conn_label, gid, pushed)
-                await self.repair(gid, pushed, newest)
+    async def end_session(self) -> None:
+        """The token expired or was revoked: later events get auth_failed."""
+        await self.unbind()
+        self.revoked = True
 
     async def on_logout(self, event: wire.ClientEvent) -> None:
         await self.require_session(event)
         await self.unbind()
         await self.send_ack(event)
 
+    async def on_heart(self, event: wire.ClientEvent) -> None:
+        await self.send_ack(event)
+        now = asyncio.get_running_loop().time()
+        if self.uid is not None and now >= self.next_catch_up:
+            self.next_catch_up = now + CATCH_UP_INTERVAL
+            await self.check_tail()
+
+    async def check_tail(self) -> None:
+        """The periodic check of a logged-in connection (on its Heart): the session is
+        still valid (token not revoked or expired, user active), the groups followed
+        are the user's groups, and nothing the layer lost at a group's tail is missing
+        (gap repair notices a loss only when a later event arrives)."""
+        tail = await db(services.tail_state, user_id=self.uid, token_id=self.token_id)
+        if tail.session == accounts.SESSION_DEACTIVATED:
+            await self.close_with(wire.CLOSE_DEACTIVATED, "deactivated")
+            return
+        if tail.session != accounts.SESSION_ALIVE:
+            await self.end_session()
+            return
+        for gid in self.delivery.followed():
+            if gid not in tail.groups:
+                await self.delivery.drop(gid)
+        for gid, where in tail.groups.items():
+            if gid in self.delivery.last:
+                self.delivery.confirm(gid, where.members_version)
+                await self.delivery.catch_up(gid, where.last_seq)
+            else:  # a member.joined event was lost
+                start = max(where.delivered_seq, where.last_seq - settings.RIM_SYNC_LIMIT)
+                await self.join_group(gid, start, where.members_version)
+
+    # -- events about a group ----------------------------------------------------
+
+    async def on_msg(self, event: wire.ClientEvent) -> None:
+        uid = await self.require_session(event)
+        await self.detach(event, self.store(event, uid))
+
+    async def store(self, event: wire.ClientEvent, uid: int) -> int:
+        result = await self.write(
+            event,
+            services.send_message,
+            sender_id=uid,
+            gid=event.gid,
+            kind=event.kind,
+            content=event.content,
+            client_msg_id=event.client_msg_id,
+            reply_to=event.reply_to,
+            origin=self.channel_name,
+        )
+        if result.created:
+            self.delivery.sent(event.gid, result.message.seq)
+        return result.message.pk
+
+    async def write(self, event: wire.ClientEvent, service, **kwargs):
+        """Run a service that may add this connection's own entry to the group: while
+        it runs, a repair must not push that entry back here."""
+        self.delivery.sending.add(event.client_msg_id)
+        try:
+            return await db(service, route=event.gid, **kwargs)
+        finally:
+            self.delivery.sending.discard(event.client_msg_id)
+
+    async def on_ack(self, event: wire.ClientEvent) -> None:
+        uid = await self.require_session(event)
+        await self.detach(event, self.deliver(event, uid))
+
+    async def deliver(self, event: wire.ClientEvent, uid: int) -> None:
+        await db(
+            services.mark_delivered,
+            route=event.gid,
+            user_id=uid,
+            gid=event.gid,
+            msg_id=event.msg_id,
+        )
+
+    async def on_read(self, event: wire.ClientEvent) -> None:
+        uid = await self.require_session(event)
+        await self.detach(event, self.read(event, uid))
+
+    async def read(self, event: wire.ClientEvent, uid: int) -> int:
+        await db(
+            services.mark_read,
+            route=event.gid,
+            user_id=uid,
+            gid=event.gid,
+            msg_id=event.msg_id,
+            client_msg_id=event.client_msg_id,
+        )
+        return event.msg_id
+
+    async def on_recall(self, event: wire.ClientEvent) -> None:
+        uid = await self.require_session(event)
+        await self.detach(event, self.change(event, services.recall_message, user_id=uid))
+
+    async def on_edit(self, event: wire.ClientEvent) -> None:
+        uid = await self.require_session(event)
+        work = self.change(event, services.edit_message, user_id=uid, content=event.content)
+        await self.detach(event, work)
+
+    async def on_react(self, event: wire.ClientEvent) -> None:
+        uid = await self.require_session(event)
+        work = self.change(event, services.react_to_message, user_id=uid, emoji=event.content)
+        await self.detach(event, work)
+
+    async def change(self, event: wire.ClientEvent, service, **kwargs) -> int:
+        """A Recall, Edit or React: acked with the message's id."""
+        change = await self.write(
+            event,
+            service,
+            gid=event.gid,
+            msg_id=event.msg_id,
+            client_msg_id=event.client_msg_id,
+            origin=self.channel_name,
+            **kwargs,
+        )
+        if change.seq is not None:
+            self.delivery.sent(event.gid, change.seq)
+        return event.msg_id
+
+    async def on_typing(self, event: wire.ClientEvent) -> None:
+        uid = await self.require_session(event)
+        if not typing_throttle.allows(uid, event.gid):
+            await self.send_ack(event)
+            return
+        work = db(
+            services.typing,
+            route=event.gid,
+            user_id=uid,
+            gid=event.gid,
+            client_msg_id=event.client_msg_id,
+        )
+        await self.detach(event, work)
+
     # -- layer events --------------------------------------------------------------
 
-    async def chat_message(self, event: dict) -> None:
-        """A message fanned out to one of our groups: push it in seq order, first
-        filling any hole the layer left from the database."""
-        gid, seq = event["gid"], event["seq"]
-        own = event["origin"] == self.channel_name
-        if own:
-            self.sent_here.discard(event["msg_id"])
-        last = self.last_pushed.get(gid)
-        if last is None or seq <= last:
-            return
-        if seq > last + 1:
-            log.info("event=gap_repair conn=%s gid=%s after=%s", self.conn_label, gid, last)
-            await self.repair(gid, last, seq - 1)
-        if not own:
-            await self.send(text_data=event["push"])
-        self.last_pushed[gid] = seq
-
-    async def repair(self, gid: int, after: int, upto: int) -> None:
-        """Push the stored messages of `gid` with seq in (after, upto], in bounded
-        reads, and record the newest one seen."""
-        while after < upto:
-            missed = await messages_between(gid=gid, after_seq=after, upto_seq=upto)
-            if not missed:
-                break
-            for message in missed:
-                if message.pk in self.sent_here:
-                    self.sent_here.discard(message.pk)
-                elif not self.is_being_sent_here(message):
-                    await self.send(text_data=message_push(message))
-                after = message.seq
-        self.last_pushed[gid] = after
-
-    def is_being_sent_here(self, message) -> bool:
-        """Committed, but its send has not returned to this connection yet."""
-        return message.sender_id == self.uid and message.client_msg_id in self.sending
+    async def chat_entry(self, event: dict) -> None:
+        """A message or change of one of our groups: pushed in seq order, holes filled
+        from the database, never back to the connection it came from."""
+        await self.delivery.entry(
+            event["gid"],
+            event["seq"],
+            event["mv"],
+            event["push"],
+            own=event["origin"] == self.channel_name,
+        )
 
     async def read_receipt(self, event: dict) -> None:
-        if self.uid is not None and event["reader"] != self.uid:
-            await self.send(text_data=event["push"])
+        if self.uid is not None and event["actor"] != self.uid:
+            await self.delivery.signal(event["gid"], event["mv"], event["push"])
+
+    async def chat_typing(self, event: dict) -> None:
+        if self.uid is not None and event["actor"] != self.uid:
+            await self.delivery.signal(event["gid"], event["mv"], event["push"])
 
     async def member_joined(self, event: dict) -> None:
-        gid = event["gid"]
-        if self.uid is None:
-            return
-        # Joining is idempotent, and needed even for a group we already follow: a Login
-        # that read the new membership in its sync state had looked up the groups to
-        # join before it. Whatever was sent before the join took effect did not reach
-        # us: fetch it.
-        await self.channel_layer.group_add(events.group_channel(gid), self.channel_name)
-        await self.repair(gid, self.last_pushed.get(gid, event["seq"]), wire.MAX_ID)
+        if self.uid is not None:
+            await self.join_group(event["gid"], event["seq"], event["mv"])
+
+    async def join_group(self, gid: int, seq: int, version: int) -> None:
+        """Follow `gid` from `seq`. Joining the layer group is idempotent, and needed
+        even for a group we already follow: a Login that read the new membership in
+        its sync state had looked up the groups to join before it. What was sent
+        before the join took effect did not reach us: it is read."""
+        async with asyncio.timeout(settings.RIM_LAYER_TIMEOUT):
+            await self.channel_layer.group_add(events.group_channel(gid), self.channel_name)
+        if gid not in self.delivery.last:
+            self.delivery.follow(gid, seq, version)
+        await self.delivery.repair(gid, self.delivery.last[gid], wire.MAX_ID)
 
     async def member_left(self, event: dict) -> None:
-        gid = event["gid"]
-        if self.last_pushed.pop(gid, None) is not None:
-            await self.channel_layer.group_discard(events.group_channel(gid), self.channel_name)
+        if self.delivery.forget(event["gid"]):
+            await self.leave_group(event["gid"])
+
+    async def leave_group(self, gid: int) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(settings.RIM_LAYER_TIMEOUT):
+                await self.channel_layer.group_discard(events.group_channel(gid), self.channel_name)
 
     async def token_revoked(self, event: dict) -> None:
         if event["token_id"] == self.token_id:
-            await self.unbind()
-            self.revoked = True
+            await self.end_session()
 
     async def user_deactivated(self, event: dict) -> None:
-        await self.close(code=CLOSE_DEACTIVATED)
+        await self.close_with(wire.CLOSE_DEACTIVATED, "deactivated")
 
-    # -- idle timeout --------------------------------------------------------------
+    async def presence_changed(self, event: dict) -> None:
+        if self.uid is not None:
+            await self.push(event["push"])
+
+    # -- what Delivery asks of the database ----------------------------------------
+
+    async def read_entries(self, gid: int, after: int, upto: int):
+        return await db(
+            services.entries_between,
+            route=gid,
+            user_id=self.uid,
+            gid=gid,
+            after_seq=after,
+            upto_seq=upto,
+        )
+
+    async def check_member(self, gid: int) -> int | None:
+        return await db(services.members_version, route=gid, user_id=self.uid, gid=gid)
+
+    # -- timers ----------------------------------------------------------------------
 
     def check_idle(self) -> None:
         loop = asyncio.get_running_loop()
         silent_for = loop.time() - self.last_frame_at
         timeout = settings.RIM_IDLE_TIMEOUT
         if silent_for >= timeout:
-            log.info("event=ws_idle_close conn=%s uid=%s", self.conn_label, self.uid)
-            self.idle_close = asyncio.ensure_future(self.close(code=CLOSE_IDLE))
+            self.idle_close = asyncio.ensure_future(self.close_with(wire.CLOSE_IDLE, "idle"))
         else:
             self.idle_timer = loop.call_later(timeout - silent_for, self.check_idle)
+
+    def check_login(self) -> None:
+        if self.uid is None:
+            self.login_close = asyncio.ensure_future(
+                self.close_with(wire.CLOSE_NO_LOGIN, "no_login")
+            )
+
+
+# Event name → handler method (a class-level table: nothing per connection).
+HANDLERS = {
+    wire.LOGIN: "on_login",
+    wire.MSG: "on_msg",
+    wire.ACK: "on_ack",
+    wire.READ: "on_read",
+    wire.HEART: "on_heart",
+    wire.LOGOUT: "on_logout",
+    wire.RECALL: "on_recall",
+    wire.EDIT: "on_edit",
+    wire.REACT: "on_react",
+    wire.TYPING: "on_typing",
+}

@@ -1,11 +1,15 @@
 """Input validation and output shapes of the conversation routes (docs/protocol.md §5)."""
 
+from django.conf import settings
 from rest_framework import serializers
 
 from accounts.serializers import user_data
+from chat.entries import local_time, optional_time
 from chat.models import Group, Membership, Message
-from chat.services import ADD, REMOVE, ChatEntry, local_time
+from chat.protocol import MAX_EMOJI, is_emoji
+from chat.services import ADD, REMOVE, ChatEntry
 from infra.api import Id, PageInput
+from infra.errors import ContentTooLarge
 
 
 def group_data(group: Group) -> dict:
@@ -18,8 +22,9 @@ def group_data(group: Group) -> dict:
     }
 
 
-def message_data(message: Message) -> dict:
-    """MessageInfo; `client_msg_id` is snake-case on the wire, as rim sends it."""
+def message_data(message: Message, reactions: list[dict]) -> dict:
+    """MessageInfo; `client_msg_id` is snake-case on the wire, as rim sends it. A
+    recalled message has no content left."""
     return {
         "id": message.pk,
         "kind": message.kind,
@@ -29,13 +34,17 @@ def message_data(message: Message) -> dict:
         "client_msg_id": message.client_msg_id,
         "createTime": local_time(message.created_at),
         "updateTime": local_time(message.updated_at),
+        "recalled": message.recalled,
+        "editTime": optional_time(message.edited_at),
+        "replyTo": message.reply_to_id,
+        "reactions": reactions,
     }
 
 
 def chat_entry_data(entry: ChatEntry) -> dict:
     return {
         "group": group_data(entry.group),
-        "msg": message_data(entry.message),
+        "msg": message_data(entry.message, entry.reactions),
         "user": user_data(entry.user),
         "unread": entry.unread,
     }
@@ -99,3 +108,48 @@ class HistoryInput(PageInput):
 class GroupReadInput(serializers.Serializer):
     gid = Id()
     uid = Id(required=False)
+
+
+class MessageInput(serializers.Serializer):
+    gid = Id()
+    msgId = Id()
+
+
+class EditInput(MessageInput):
+    content = serializers.CharField(trim_whitespace=False)
+
+    def validate_content(self, content: str) -> str:
+        limit = settings.RIM_MAX_CONTENT
+        if "\x00" in content:
+            raise serializers.ValidationError("must not contain NUL characters")
+        if len(content.encode()) > limit:
+            raise ContentTooLarge(f"content is over the limit of {limit} bytes")
+        return content
+
+
+class ReactInput(MessageInput):
+    emoji = serializers.CharField(max_length=MAX_EMOJI, trim_whitespace=False)
+
+    def validate_emoji(self, emoji: str) -> str:
+        if not is_emoji(emoji):
+            raise serializers.ValidationError(f"must be one emoji (1 to {MAX_EMOJI} characters)")
+        return emoji
+
+
+class PresenceQuery(serializers.Serializer):
+    uids = serializers.CharField(max_length=2000)
+
+    def validate_uids(self, raw: str) -> list[int]:
+        """A comma-separated list of user ids (at most RIM_PAGE_SIZE_MAX), in order,
+        without repeats."""
+        try:
+            uids = [int(part) for part in raw.split(",") if part.strip()]
+        except ValueError:
+            raise serializers.ValidationError("must be user ids separated by commas") from None
+        if not uids or any(not 0 < uid < 2**63 for uid in uids):
+            raise serializers.ValidationError("must be user ids separated by commas")
+        if len(uids) > settings.RIM_PAGE_SIZE_MAX:
+            raise serializers.ValidationError(
+                f"at most {settings.RIM_PAGE_SIZE_MAX} user ids at a time"
+            )
+        return list(dict.fromkeys(uids))

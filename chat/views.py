@@ -1,9 +1,14 @@
 """REST routes for groups, members and messages; thin over chat.services."""
 
+import uuid
+
+from asgiref.sync import async_to_sync
 from rest_framework.views import APIView
 
 from chat import serializers as io
 from chat import services
+from chat.entries import optional_time
+from infra import presence
 from infra.api import envelope, page_bounds, require_me, validated
 
 
@@ -80,5 +85,59 @@ class GroupRead(APIView):
     def post(self, request):
         data = validated(io.GroupReadInput, request.data)
         require_me(request, data.get("uid"))
-        services.mark_group_read(user=request.user, gid=data["gid"])
+        services.mark_group_read(user_id=request.user.pk, gid=data["gid"])
         return envelope(True)
+
+
+def _change(request, input_class, service, **fields):
+    """Recall, edit and react over REST: the WebSocket's rules and pushes. The REST
+    request has no clientMsgId of its own; each is a new change (not a retry)."""
+    data = validated(input_class, request.data)
+    return service(
+        user_id=request.user.pk,
+        gid=data["gid"],
+        msg_id=data["msgId"],
+        client_msg_id=f"rest-{uuid.uuid4().hex}",
+        **{name: data[key] for name, key in fields.items()},
+    )
+
+
+class Recall(APIView):
+    def post(self, request):
+        _change(request, io.MessageInput, services.recall_message)
+        return envelope(True)
+
+
+class Edit(APIView):
+    def post(self, request):
+        _change(request, io.EditInput, services.edit_message, content="content")
+        return envelope(True)
+
+
+class React(APIView):
+    def post(self, request):
+        result = _change(request, io.ReactInput, services.react_to_message, emoji="emoji")
+        return envelope({"on": result.on})
+
+
+class Presence(APIView):
+    def get(self, request):
+        uids = validated(io.PresenceQuery, request.query_params)["uids"]
+        last_seen = services.last_seen_of(viewer_id=request.user.pk, uids=set(uids))
+        online = presence_of(set(last_seen))
+        return envelope(
+            [
+                {
+                    "uid": uid,
+                    "online": uid in online,
+                    "lastSeen": None if uid in online else optional_time(last_seen[uid]),
+                }
+                for uid in uids
+                if uid in last_seen
+            ]
+        )
+
+
+def presence_of(uids: set[int]) -> set[int]:
+    """Which of `uids` are online anywhere in the deployment."""
+    return async_to_sync(presence.tracker().online)(uids)

@@ -152,6 +152,10 @@ def database_from_url(url: str) -> dict:
 DATABASES = {
     "default": database_from_url(env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"))
 }
+# Database workers of the WebSocket side (infra.dbworkers): each holds a connection and
+# runs one transaction at a time. SQLite has a single writer anyway.
+_SQLITE = DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
+RIM_DB_WORKERS = env_int("RIM_DB_WORKERS", 1 if _SQLITE else 4)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
@@ -165,6 +169,11 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# Seconds any one channel-layer operation may take before it is given up (a hung Redis
+# delays live pushes, never acks), and how many published events may wait for the
+# layer before the oldest are dropped (connections repair them from the database).
+RIM_LAYER_TIMEOUT = env_float("RIM_LAYER_TIMEOUT", 5.0)
+RIM_PUBLISH_BUFFER = env_int("RIM_PUBLISH_BUFFER", 10_000)
 # Pending pushes one connection may have queued before the layer drops (gap repair
 # then fills the hole from the database), and how long layer group membership lives.
 # daphne closes every WebSocket after a day (--websocket_timeout), well inside this.
@@ -238,6 +247,17 @@ RIM_SYNC_LIMIT = env_int("RIM_SYNC_LIMIT", 100)
 RIM_RATE_LIMIT = env_float("RIM_RATE_LIMIT", 50.0)
 RIM_RATE_BURST = env_int("RIM_RATE_BURST", 100)
 RIM_PAGE_SIZE_MAX = env_int("RIM_PAGE_SIZE_MAX", 100)
+# Seconds a connection may stay open without a successful Login.
+RIM_LOGIN_TIMEOUT = env_float("RIM_LOGIN_TIMEOUT", 30.0)
+# WebSocket connections one client address may hold open in one process (0: no cap).
+RIM_MAX_CONNECTIONS_PER_IP = env_int("RIM_MAX_CONNECTIONS_PER_IP", 50)
+# Proxies whose X-Forwarded-For is believed (their own addresses), e.g. "127.0.0.1".
+RIM_TRUSTED_PROXIES = frozenset(env_list("RIM_TRUSTED_PROXIES", []))
+# v2 conversation rules (PROTOCOL.md §6): seconds after sending that a sender may recall
+# or edit, and seconds without a connection before a user is shown offline.
+RIM_RECALL_WINDOW = env_float("RIM_RECALL_WINDOW", 120.0)
+RIM_EDIT_WINDOW = env_float("RIM_EDIT_WINDOW", 900.0)
+RIM_PRESENCE_GRACE = env_float("RIM_PRESENCE_GRACE", 30.0)
 
 # Where `manage.py serve` listens: the main port and rim's hard-coded WebSocket port.
 RIM_HOST = env_str("RIM_HOST", "127.0.0.1")

@@ -24,6 +24,10 @@ api = [
     ("message/chat/list", chat.ChatList),
     ("message/history", chat.History),
     ("message/group/read", chat.GroupRead),
+    ("message/recall", chat.Recall),
+    ("message/edit", chat.Edit),
+    ("message/react", chat.React),
+    ("user/presence", chat.Presence),
 ]
 
 urlpatterns = [

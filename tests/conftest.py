@@ -8,7 +8,7 @@ from django.db import connections
 from rest_framework.test import APIClient
 
 from accounts import services as accounts
-from chat.consumers import database
+from infra import dbworkers
 from tests.live import FAST_HASHER
 
 _accounts = itertools.count(1)
@@ -20,8 +20,8 @@ def _close_the_orm_threads_connections(django_db_setup):
     single ORM thread: their connections would otherwise keep PostgreSQL from dropping
     the test database at the end."""
     yield
-    for executor in (database.executor, SyncToAsync.single_thread_executor):
-        executor.submit(connections.close_all).result()
+    dbworkers.workers().close_connections()
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result()
 
 
 @pytest.fixture(autouse=True)

@@ -20,7 +20,11 @@ from chat.services import create_group, send_message
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$")
 USER_KEYS = {"id", "name", "avatar", "email", "account"}
 GROUP_KEYS = {"id", "name", "avatar", "mode", "creatorUid"}
-MESSAGE_KEYS = {"id", "kind", "content", "gid", "uid", "client_msg_id", "createTime", "updateTime"}
+MESSAGE_KEYS = {
+    *("id", "kind", "content", "gid", "uid", "client_msg_id", "createTime", "updateTime"),
+    # v2 (PROTOCOL.md §6.3)
+    *("recalled", "editTime", "replyTo", "reactions"),
+}
 CHAT_MESSAGE_KEYS = {"group", "msg", "user", "unread"}
 
 _client_msg_ids = itertools.count(1)

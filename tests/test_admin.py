@@ -1,15 +1,18 @@
 """Django admin moderation: pages load for a superuser, tokens are never shown usable,
 and deactivating a user (action or change form) locks it out at once."""
 
+import json
+
 import pytest
 from django.test import Client
 from django.urls import reverse
 
+from accounts.events import user_channel
 from accounts.models import Friendship, Token, User
-from chat.events import user_channel
-from chat.models import Group, Membership, Message
+from chat.events import group_channel
+from chat.models import Group, Membership, Message, ModerationLog
 from infra.api import LOGIN_REQUIRED
-from tests.rest_helpers import call, direct_chat, events_published, group_of, send
+from tests.rest_helpers import call, direct_chat, events_published, group_of, ok, send
 
 
 @pytest.fixture
@@ -128,7 +131,10 @@ def test_member_added_in_the_admin_starts_at_the_current_seq(
     )
     membership = Membership.objects.get(group=group, user=carol)
     assert (membership.joined_seq, membership.delivered_seq, membership.read_seq) == (2, 2, 2)
-    assert events == [{"type": "member.joined", "gid": group.pk, "seq": 2}]
+    group.refresh_from_db()
+    assert events == [
+        {"type": "member.joined", "gid": group.pk, "seq": 2, "mv": group.members_version}
+    ]
 
 
 def test_member_removed_in_the_admin_loses_access_at_once(
@@ -154,9 +160,10 @@ def test_membership_moved_to_another_user_in_the_admin_is_a_leave_and_a_join(
         [user_channel(bob.pk), user_channel(carol.pk)],
         lambda: post_group_form(admin_client, group, replace={bob: carol}),
     )
+    group.refresh_from_db()
     assert events == [
         {"type": "member.left", "gid": group.pk},
-        {"type": "member.joined", "gid": group.pk, "seq": 1},
+        {"type": "member.joined", "gid": group.pk, "seq": 1, "mv": group.members_version},
     ]
     membership = Membership.objects.get(group=group, user=carol)
     assert (membership.delivered_seq, membership.read_seq) == (1, 1)
@@ -258,16 +265,62 @@ def test_message_change_page_loads(admin_client, alice, bob):
     assert "open me" in page(admin_client, "admin:chat_message_change", message.pk)
 
 
-def test_message_redact_action_replaces_the_content_and_keeps_the_row(admin_client, alice, bob):
-    message = send(alice, group_of(alice, bob), "offensive")
-    response = admin_client.post(
+def recall_in_admin(client, *messages) -> None:
+    response = client.post(
         reverse("admin:chat_message_changelist"),
-        {"action": "redact", "_selected_action": [message.pk]},
+        {"action": "recall", "_selected_action": [m.pk for m in messages]},
     )
     assert response.status_code == 302
+
+
+def test_recall_action_erases_the_message_keeps_its_row_and_logs_who(admin_client, alice, bob):
+    message = send(alice, group_of(alice, bob), "offensive")
+    recall_in_admin(admin_client, message)
     message.refresh_from_db()
-    assert message.content != "offensive" and message.seq == 1
+    assert (message.content, message.recalled, message.seq) == ("", True, 1)
     assert Message.objects.count() == 1
+    (entry,) = ModerationLog.objects.all()
+    assert (entry.moderator.account, entry.action, entry.message_id) == (
+        "root",
+        "recall",
+        message.pk,
+    )
+    html = page(admin_client, "admin:chat_moderationlog_changelist")
+    assert "root" in html and "recalled a message" in html
+
+
+def test_recall_in_the_admin_pushes_what_a_group_admin_recall_pushes(
+    admin_client, client_for, settings, alice, bob
+):
+    """A moderator's recall is a recall by a group admin: one Recall entry in the
+    group's sequence, the same push (but for who acted)."""
+    group = group_of(alice, bob)
+    by_moderator = send(bob, group, "first")
+    by_admin = send(bob, group, "second")
+    moderated = events_published(
+        settings, group_channel(group.pk), lambda: recall_in_admin(admin_client, by_moderator)
+    )
+    client = client_for(alice)
+    recalled = events_published(
+        settings,
+        group_channel(group.pk),
+        lambda: ok(client, "message/recall", {"gid": group.pk, "msgId": by_admin.pk}),
+    )
+    shapes = []
+    for (event,) in (moderated, recalled):
+        body = json.loads(event["push"])["body"]
+        assert (event["type"], event["gid"], event["origin"]) == ("chat.entry", group.pk, None)
+        shapes.append((json.loads(event["push"])["event"], body["content"], sorted(body)))
+    assert (
+        shapes[0]
+        == shapes[1]
+        == (
+            "Recall",
+            "",
+            ["clientMsgId", "content", "gid", "kind", "msgId", "seq", "uid"],
+        )
+    )
+    assert [e["seq"] for e in moderated + recalled] == [3, 4]
 
 
 def test_friendship_changelist_loads(admin_client, alice, bob):

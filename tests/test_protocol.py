@@ -5,12 +5,13 @@ Pure functions: no database, no consumer.
 
 import json
 import re
+from dataclasses import dataclass
 from datetime import datetime
 
 import pytest
 
 from chat import protocol as wire
-from chat.protocol import ProtocolError
+from infra.errors import RimError
 
 LIMIT = 64
 
@@ -34,16 +35,27 @@ def parse(value: dict, max_content: int = LIMIT) -> wire.ClientEvent:
     return wire.parse_event(value, max_content=max_content)
 
 
-def refusal(value: dict, max_content: int = LIMIT) -> ProtocolError:
-    with pytest.raises(ProtocolError) as caught:
+@dataclass(frozen=True)
+class Refusal:
+    """What the consumer answers a refused frame with: the error's code and detail,
+    and the clientMsgId its ack echoes."""
+
+    code: str
+    detail: str
+    client_msg_id: str | None
+
+
+def refusal(value: dict, max_content: int = LIMIT) -> Refusal:
+    with pytest.raises(RimError) as caught:
         parse(value, max_content)
-    return caught.value
+    error = caught.value
+    return Refusal(error.code, error.detail, wire.echoable_client_msg_id(value))
 
 
-def decode_refusal(text: str | None) -> ProtocolError:
-    with pytest.raises(ProtocolError) as caught:
+def decode_refusal(text: str | None) -> Refusal:
+    with pytest.raises(RimError) as caught:
         wire.decode_frame(text)
-    return caught.value
+    return Refusal(caught.value.code, caught.value.detail, None)
 
 
 # -- decode_frame: bad_json ----------------------------------------------------------

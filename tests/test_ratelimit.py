@@ -86,7 +86,7 @@ async def test_a_full_burst_of_refusals_in_a_row_closes_the_connection(settings,
         assert await alice.ack(client_msg_id) == ok_ack(client_msg_id)
     for client_msg_id in sent[3:]:
         assert_error_ack(await alice.ack(client_msg_id), "rate_limited", client_msg_id)
-    await alice.expect_close(1008)
+    await alice.expect_close(4008)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -126,8 +126,7 @@ def test_token_of_deactivated_user_is_401_even_if_the_token_row_survives(client_
 
 def test_deactivating_a_user_deletes_its_tokens(client_for, alice):
     client = client_for(alice)
-    alice.is_active = False
-    alice.save()
+    accounts.deactivate_user(user=alice)
     assert not Token.objects.filter(user=alice).exists()
     assert_login_required(*call(client, "user/get", uid=alice.pk))
 

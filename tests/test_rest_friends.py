@@ -2,9 +2,9 @@
 
 import pytest
 
+from accounts.events import user_channel
 from accounts.models import Friendship, User
 from accounts.services import answer_friend
-from chat.events import user_channel
 from chat.models import Group, Membership
 from chat.services import pair_key
 from infra.errors import NotFound
@@ -179,7 +179,7 @@ def test_confirm_tells_both_users_connections_about_the_new_chat(client_for, set
         lambda: ok(bobs, "friend/status/modify", {"fid": alice.pk, "status": CONFIRM}),
     )
     chat = direct_chats_of(alice, bob).get()
-    assert events == [{"type": "member.joined", "gid": chat.pk, "seq": 0}]
+    assert events == [{"type": "member.joined", "gid": chat.pk, "seq": 0, "mv": 1}]
 
 
 def test_confirming_twice_is_404_the_second_time_and_keeps_one_chat(client_for, alice, bob):

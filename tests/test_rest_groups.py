@@ -2,7 +2,7 @@
 
 import pytest
 
-from chat.events import user_channel
+from accounts.events import user_channel
 from chat.models import Group, Membership
 from tests.rest_helpers import (
     GROUP_KEYS,
@@ -289,7 +289,7 @@ def test_adding_a_member_tells_its_open_connections(client_for, settings, alice,
     events = events_published(
         settings, user_channel(bob.pk), lambda: ok(client, "group/user/change", body)
     )
-    assert events == [{"type": "member.joined", "gid": group.pk, "seq": 2}]
+    assert events == [{"type": "member.joined", "gid": group.pk, "seq": 2, "mv": 2}]
 
 
 def test_removing_a_member_tells_its_open_connections(client_for, settings, alice, bob):

@@ -329,7 +329,12 @@ def test_group_read_tells_the_other_members_after_commit(client_for, settings, a
         group_channel(team.pk),
         lambda: ok(client, "message/group/read", {"gid": team.pk}),
     )
-    assert (event["type"], event["reader"]) == ("read.receipt", alice.pk)
+    team.refresh_from_db()
+    assert (event["type"], event["actor"], event["mv"]) == (
+        "read.receipt",
+        alice.pk,
+        team.members_version,
+    )
     assert json.loads(event["push"]) == {
         "event": "Read",
         "body": {

@@ -6,8 +6,8 @@ import uuid
 import pytest
 from rest_framework.test import APIClient
 
+from accounts.events import user_channel
 from accounts.models import Token, User
-from chat.events import user_channel
 from chat.services import send_message
 from tests.rest_helpers import USER_KEYS, call, events_published, fails, is_id, ok, run_in_threads
 
@@ -244,16 +244,24 @@ def test_logout_tells_the_open_connections_of_that_token(
 # user/get
 
 
-def test_user_get_returns_the_user(client_for, make_user):
+def test_user_get_returns_the_user_without_its_email_to_others(client_for, make_user):
     alice = make_user("alice", email="a@example.org", avatar="av.png")
     bob = make_user("bob")
     assert ok(client_for(bob), "user/get", uid=alice.pk) == {
         "id": alice.pk,
         "name": "Alice",
         "avatar": "av.png",
-        "email": "a@example.org",
+        "email": "",
         "account": "alice",
     }
+
+
+def test_user_get_shows_the_email_to_its_owner_and_to_staff(client_for, make_user):
+    alice = make_user("alice", email="a@example.org")
+    staff = make_user("moderator")
+    User.objects.filter(pk=staff.pk).update(is_staff=True)
+    assert ok(client_for(alice), "user/get", uid=alice.pk)["email"] == "a@example.org"
+    assert ok(client_for(staff), "user/get", uid=alice.pk)["email"] == "a@example.org"
 
 
 def test_user_get_unknown_uid_is_404(client_for, make_user):

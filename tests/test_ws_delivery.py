@@ -3,15 +3,19 @@ live membership, idempotent send, order without gaps or duplicates (also when th
 channel layer loses an event), and the connection lifecycle (deactivation, idle)."""
 
 import asyncio
+import json
 
 import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
+from django.test import Client
+from django.urls import reverse
 from rest_framework.test import APIClient
 
 from accounts import services as accounts
 from accounts.models import User
 from chat import consumers, services
+from chat.entries import local_time
 from chat.models import Group
 from tests import ws_helpers
 from tests.ws_helpers import (
@@ -68,7 +72,7 @@ async def test_login_pushes_undelivered_messages_oldest_first_right_after_the_ac
         "clientMsgId": stored[0].client_msg_id,
         "msgId": stored[0].pk,
         "seq": 1,
-        "createTime": services.local_time(stored[0].created_at),
+        "createTime": local_time(stored[0].created_at),
     }
     await bob.assert_quiet()
 
@@ -398,22 +402,38 @@ async def test_concurrent_senders_are_seen_in_contiguous_seq_order_by_everyone(c
 
 
 class DroppingLayer:
-    """Drops the next `count` chat.message fan-outs of the channel layer, as a full
-    channels-redis group or a process dying between commit and fan-out would."""
+    """Drops the next `count` events of `event_type` (by default entries: messages and
+    changes) the channel layer is asked to carry, as a full channels-redis group or a
+    process dying between commit and publishing would."""
 
-    def __init__(self, monkeypatch, count: int = 1):
+    def __init__(self, monkeypatch, count: int = 1, event_type: str = "chat.entry"):
         self.layer = get_channel_layer()
-        self.original = self.layer.group_send
         self.remaining = count
+        self.event_type = event_type
         self.dropped: list[int] = []
+        self.original_send = self.layer.group_send
         monkeypatch.setattr(self.layer, "group_send", self.group_send)
+        original_now = getattr(self.layer, "group_send_now", None)
+        if original_now is not None:
+            monkeypatch.setattr(self.layer, "group_send_now", self.send_now(original_now))
+
+    def drops(self, message: dict) -> bool:
+        if message.get("type") != self.event_type or self.remaining <= 0:
+            return False
+        self.remaining -= 1
+        self.dropped.append(json.loads(message["push"])["body"]["msgId"])
+        return True
 
     async def group_send(self, group: str, message: dict) -> None:
-        if message.get("type") == "chat.message" and self.remaining > 0:
-            self.remaining -= 1
-            self.dropped.append(message["msg_id"])
-            return
-        await self.original(group, message)
+        if not self.drops(message):
+            await self.original_send(group, message)
+
+    def send_now(self, original):
+        def group_send_now(group: str, message: dict) -> None:
+            if not self.drops(message):
+                original(group, message)
+
+        return group_send_now
 
 
 async def test_a_dropped_fan_out_is_repaired_in_order_at_the_next_event(team, connect, monkeypatch):
@@ -478,15 +498,15 @@ async def test_a_dropped_last_message_is_delivered_by_the_next_login(team, conne
 async def test_a_member_added_while_logging_in_receives_the_group_live(team, connect, monkeypatch):
     """Login looks up the groups to join, then reads the sync state: a membership added
     in between is in the state, and its join event must still join the layer group."""
-    real_sync_state = consumers.sync_state
+    real_sync_state = services.sync_state
 
-    async def add_carol_first(**kwargs):
-        await sync_to_async(services.change_members)(
+    def add_carol_first(**kwargs):
+        services.change_members(
             user=team.alice, gid=team.gid, uids=[team.carol.pk], op=services.ADD
         )
-        return await real_sync_state(**kwargs)
+        return real_sync_state(**kwargs)
 
-    monkeypatch.setattr(consumers, "sync_state", add_carol_first)
+    monkeypatch.setattr(consumers.services, "sync_state", add_carol_first)
     carol = await connect(user=team.carol, token=team.token(team.carol))
     monkeypatch.undo()
     await carol.request("Heart")  # the join event is handled by now
@@ -526,14 +546,7 @@ async def test_a_dropped_read_receipt_loses_no_data(team, connect, monkeypatch):
     bob = await connect(user=team.bob, token=team.token(team.bob))
     msg_id = await alice.msg(team.gid, "read me")
     await bob.msg_push()
-    layer = get_channel_layer()
-    original = layer.group_send
-
-    async def drop_receipts(group, message):
-        if message.get("type") != "read.receipt":
-            await original(group, message)
-
-    monkeypatch.setattr(layer, "group_send", drop_receipts)
+    DroppingLayer(monkeypatch, event_type="read.receipt")
     ack = await bob.request("Read", gid=team.gid, msg_id=msg_id)
     assert ack == ok_ack(ack["clientMsgId"], msg_id)
     assert await watermarks(team.bob, team.gid) == (1, 1)
@@ -565,9 +578,17 @@ async def test_deactivating_a_user_by_saving_it_as_admin_does_closes_their_conne
     alice = await connect(user=team.alice, token=team.token(team.alice))
 
     def deactivate_in_admin():
-        user = User.objects.get(pk=team.alice.pk)
-        user.is_active = False
-        user.save()
+        admin = Client()
+        admin.force_login(User.objects.create_superuser(account="root", password="root-pw"))
+        form = {
+            "account": team.alice.account,
+            "name": team.alice.name,
+            # is_active left out: the checkbox is unticked.
+            "date_joined_0": "2026-01-01",
+            "date_joined_1": "00:00:00",
+        }
+        response = admin.post(reverse("admin:accounts_user_change", args=[team.alice.pk]), form)
+        assert response.status_code == 302
 
     await sync_to_async(deactivate_in_admin)()
     await alice.expect_close(4001)

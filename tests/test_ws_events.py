@@ -7,7 +7,7 @@ import re
 import pytest
 from asgiref.sync import sync_to_async
 
-from chat import services
+from chat.entries import local_time
 from chat.models import Message
 from tests import ws_helpers
 from tests.ws_helpers import (
@@ -150,7 +150,7 @@ async def test_msg_push_is_exactly_the_seed_shape_with_seq_and_create_time(team,
             "clientMsgId": client_msg_id,
             "msgId": msg_id,
             "seq": stored.seq,
-            "createTime": services.local_time(stored.created_at),
+            "createTime": local_time(stored.created_at),
         },
     }
     assert TIME.fullmatch(push["body"]["createTime"])

@@ -112,8 +112,8 @@ async def test_redis_outage_keeps_acking_and_loses_nothing(redis_cluster, privat
             assert (await client.request("Heart"))["content"] == "Ok"
         stored = await in_thread(history, b.http_url, carol, gid)
         assert [m["id"] for m in stored] == [*sent[ca], *sent[cb]]
-        assert "event=fan_out_failed" in a.log_text()
-        assert "event=fan_out_failed" in b.log_text()
+        assert "event=publish_failed" in a.log_text()
+        assert "event=publish_failed" in b.log_text()
 
         await in_thread(private_redis.start)
         await wait_for_live_push(ca, cc, gid, bound=30)
