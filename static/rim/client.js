@@ -4,9 +4,15 @@
 // (every answer is the {ok, code, msg, data} envelope) and the WebSocket at /ws
 // (client events Login/Msg/Read/Heart/Logout/Ack, one MsgAck per event, Msg/Read pushes).
 //
-// Security rule for the whole file: user content reaches the DOM only as text nodes
-// (textContent / Node.append(string)) or as validated attribute values. Nothing here
-// assigns innerHTML/outerHTML or inserts HTML strings.
+// Security rule for the whole client (this file and lib/): user content reaches the
+// DOM only as text nodes (textContent / Node.append(string)) or as validated attribute
+// values. Nothing assigns innerHTML/outerHTML or inserts HTML strings.
+
+import { avatarEl } from './lib/avatar.js';
+import { plainPreview, renderContent } from './lib/content.js';
+import { announce, byId, h, isNarrow, NARROW_QUERY, toast } from './lib/dom.js';
+import { clock, dayKey, dayLabel, listTime, nowText, parseTime } from './lib/time.js';
+import { safeHttpUrl } from './lib/url.js';
 
 const PAGE_SIZE = 30;
 const CHAT_LIST_PAGE = 100;
@@ -17,68 +23,12 @@ const BACKOFF_BASE_MS = 500;
 const BACKOFF_CAP_MS = 10_000;
 const POLL_MS = 30_000;
 const MAX_CONTENT_BYTES = 65_536;
-const NARROW_QUERY = '(max-width: 760px)';
 const STORE_TOKEN = 'rim.token';
 const STORE_USER = 'rim.user';
 const STORE_PEER_READ = 'rim.peerRead.';
 
 // ---------------------------------------------------------------------------
-// Small DOM helpers
-
-const byId = (id) => document.getElementById(id);
-
-/** Builds an element. Props become attributes (event handlers only as functions). */
-function h(tag, props, ...children) {
-  const el = document.createElement(tag);
-  if (props) {
-    for (const [key, value] of Object.entries(props)) {
-      if (value === null || value === undefined || value === false) continue;
-      if (key === 'class') {
-        el.className = value;
-      } else if (key.startsWith('on')) {
-        if (typeof value !== 'function') throw new TypeError(`handler ${key} must be a function`);
-        el.addEventListener(key.slice(2), value);
-      } else {
-        el.setAttribute(key, value === true ? '' : String(value));
-      }
-    }
-  }
-  for (const child of children.flat(Infinity)) {
-    if (child === null || child === undefined || child === false) continue;
-    el.append(child instanceof Node ? child : String(child));
-  }
-  return el;
-}
-
-function announce(text) {
-  const region = byId('announcer');
-  region.textContent = '';
-  requestAnimationFrame(() => {
-    region.textContent = text;
-  });
-}
-
-function toast(text, kind = 'info') {
-  const box = h(
-    'div',
-    { class: `toast ${kind}`, role: kind === 'error' ? 'alert' : null, 'data-testid': 'toast' },
-    text,
-  );
-  const region = byId('toasts');
-  region.append(box);
-  raiseToasts(region);
-  setTimeout(() => {
-    box.remove();
-    if (!region.childElementCount && region.matches(':popover-open')) region.hidePopover();
-  }, kind === 'error' ? 7000 : 4000);
-}
-
-/** Toasts live in the top layer (a popover), re-raised so they show above open dialogs. */
-function raiseToasts(region) {
-  if (typeof region.showPopover !== 'function') return;
-  if (region.matches(':popover-open')) region.hidePopover();
-  region.showPopover();
-}
+// Small helpers
 
 function newClientMsgId() {
   const bytes = new Uint8Array(16);
@@ -87,149 +37,6 @@ function newClientMsgId() {
 }
 
 const utf8Length = (text) => new TextEncoder().encode(text).length;
-
-// ---------------------------------------------------------------------------
-// URLs: only http(s) (and same-origin paths) ever become src/href.
-
-function safeHttpUrl(raw) {
-  if (typeof raw !== 'string') return null;
-  const text = raw.trim();
-  if (!text || text.length > 2048 || !/^(https?:\/\/|\/(?!\/))[^\s<>"'`\\]+$/i.test(text)) return null;
-  try {
-    const url = new URL(text, location.href);
-    return url.protocol === 'http:' || url.protocol === 'https:' ? url.href : null;
-  } catch {
-    return null;
-  }
-}
-
-// ---------------------------------------------------------------------------
-// Time formatting. The server sends "YYYY-MM-DD HH:MM:SS" in its own time zone.
-
-function parseTime(text) {
-  const m = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2})(?::(\d{2}))?/.exec(text || '');
-  if (!m) return null;
-  return new Date(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +(m[6] || 0));
-}
-
-function nowText() {
-  const d = new Date();
-  const p = (n) => String(n).padStart(2, '0');
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
-}
-
-function dayDiff(date) {
-  const today = new Date();
-  const a = Date.UTC(today.getFullYear(), today.getMonth(), today.getDate());
-  const b = Date.UTC(date.getFullYear(), date.getMonth(), date.getDate());
-  return Math.round((a - b) / 86_400_000);
-}
-
-const clock = (date) => date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
-
-function listTime(text) {
-  const date = parseTime(text);
-  if (!date) return '';
-  const diff = dayDiff(date);
-  if (diff === 0) return clock(date);
-  if (diff === 1) return 'Yesterday';
-  if (diff > 1 && diff < 7) return date.toLocaleDateString([], { weekday: 'short' });
-  if (date.getFullYear() === new Date().getFullYear()) {
-    return date.toLocaleDateString([], { month: 'short', day: 'numeric' });
-  }
-  return date.toLocaleDateString();
-}
-
-function dayLabel(text) {
-  const date = parseTime(text);
-  if (!date) return '';
-  const diff = dayDiff(date);
-  if (diff === 0) return 'Today';
-  if (diff === 1) return 'Yesterday';
-  return date.toLocaleDateString([], { weekday: 'long', year: 'numeric', month: 'long', day: 'numeric' });
-}
-
-const dayKey = (text) => (text || '').slice(0, 10);
-
-// ---------------------------------------------------------------------------
-// Message content rendering (safe: DOM building only)
-
-const LINK_RE = /\bhttps?:\/\/[^\s<>"'`]+[^\s<>"'`.,;:!?)\]]/g;
-const RICH_RE = /\*\*([^*\n]+?)\*\*|\*([^*\s][^*\n]*?)\*|`([^`\n]+)`|(\bhttps?:\/\/[^\s<>"'`]+[^\s<>"'`.,;:!?)\]])/g;
-
-function linkEl(text) {
-  const href = safeHttpUrl(text);
-  if (!href) return document.createTextNode(text);
-  return h('a', { href, target: '_blank', rel: 'noopener noreferrer nofollow' }, text);
-}
-
-function appendMatches(parent, text, re, build) {
-  let last = 0;
-  for (const m of text.matchAll(re)) {
-    if (m.index > last) parent.append(text.slice(last, m.index));
-    parent.append(build(m));
-    last = m.index + m[0].length;
-  }
-  if (last < text.length) parent.append(text.slice(last));
-}
-
-/** Plain text: kept verbatim (CSS keeps line breaks), URLs become links. */
-function renderText(text) {
-  const frag = document.createDocumentFragment();
-  appendMatches(frag, text, LINK_RE, (m) => linkEl(m[0]));
-  return frag;
-}
-
-/** RichText: a tiny safe subset (**bold**, *italic*, `code`, links, line breaks). */
-function renderRich(text) {
-  const frag = document.createDocumentFragment();
-  text.split('\n').forEach((line, i) => {
-    if (i > 0) frag.append(h('br'));
-    appendMatches(frag, line, RICH_RE, (m) => {
-      if (m[1] !== undefined) return h('strong', null, m[1]);
-      if (m[2] !== undefined) return h('em', null, m[2]);
-      if (m[3] !== undefined) return h('code', null, m[3]);
-      return linkEl(m[4]);
-    });
-  });
-  return frag;
-}
-
-function plainPreview(msg) {
-  if (msg.kind === 'Image') return 'Photo';
-  let text = msg.content;
-  if (msg.kind === 'RichText') {
-    text = text.replace(RICH_RE, (all, bold, italic, code, link) => bold ?? italic ?? code ?? link ?? all);
-  }
-  return text.replace(/\s+/g, ' ').trim();
-}
-
-// ---------------------------------------------------------------------------
-// Avatars
-
-function initials(name) {
-  const words = String(name || '?').trim().split(/\s+/).filter(Boolean);
-  const letters = words.slice(0, 2).map((w) => Array.from(w)[0]);
-  return (letters.join('') || '?').toUpperCase();
-}
-
-function hue(text) {
-  let n = 0;
-  for (const ch of String(text || '')) n = (n * 31 + ch.codePointAt(0)) % 360;
-  return n;
-}
-
-function avatarEl(name, url, size = '') {
-  const el = h('span', { class: `avatar ${size}`.trim(), 'aria-hidden': 'true' }, initials(name));
-  el.style.setProperty('--avatar-hue', String(hue(name)));
-  const src = safeHttpUrl(url);
-  if (src) {
-    const img = h('img', { src, alt: '', loading: 'lazy', decoding: 'async', referrerpolicy: 'no-referrer' });
-    img.addEventListener('error', () => img.remove());
-    el.append(img);
-  }
-  return el;
-}
 
 // ---------------------------------------------------------------------------
 // State
@@ -330,8 +137,6 @@ function sortedConvs() {
   const key = (c) => (c.pending.length ? Number.MAX_SAFE_INTEGER : c.last ? c.last.id : 0);
   return [...state.convs.values()].sort((a, b) => key(b) - key(a) || b.gid - a.gid);
 }
-
-const isNarrow = () => matchMedia(NARROW_QUERY).matches;
 
 function isConvVisible(conv) {
   return (
@@ -1171,31 +976,15 @@ function messageEl(conv, msg, prev) {
   const showSender = !mine && conv.group.mode === 2 && (newDay || !prev || prev.uid !== msg.uid);
   const time = parseTime(msg.createTime);
 
-  const content = h('div', { class: `content kind-${msg.kind}`, 'data-testid': 'msg-content' });
-  if (msg.kind === 'Image') {
-    const src = safeHttpUrl(msg.content);
-    if (src) {
-      const img = h('img', {
-        src,
-        alt: 'Image',
-        loading: 'lazy',
-        decoding: 'async',
-        referrerpolicy: 'no-referrer',
-        'data-testid': 'msg-image',
-      });
-      img.addEventListener('load', () => {
+  const content = h(
+    'div',
+    { class: `content kind-${msg.kind}`, 'data-testid': 'msg-content' },
+    renderContent(msg, {
+      onImageLoad: () => {
         if (stickToBottom) scrollToBottom();
-      });
-      img.addEventListener('error', () => img.replaceWith(h('span', { class: 'img-broken' }, 'Image unavailable')));
-      content.append(h('a', { href: src, target: '_blank', rel: 'noopener noreferrer nofollow' }, img));
-    } else {
-      content.append(msg.content);
-    }
-  } else if (msg.kind === 'RichText') {
-    content.append(renderRich(msg.content));
-  } else {
-    content.append(renderText(msg.content));
-  }
+      },
+    }),
+  );
 
   const meta = h(
     'span',
