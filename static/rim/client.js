@@ -8,6 +8,7 @@
 // DOM only as text nodes (textContent / Node.append(string)) or as validated attribute
 // values. Nothing assigns innerHTML/outerHTML or inserts HTML strings.
 
+import { api, ApiError, configureApi, isServerRefusal, q } from './lib/api.js';
 import { avatarEl } from './lib/avatar.js';
 import { plainPreview, renderContent } from './lib/content.js';
 import { announce, byId, h, isNarrow, NARROW_QUERY, toast } from './lib/dom.js';
@@ -26,6 +27,7 @@ const MAX_CONTENT_BYTES = 65_536;
 const STORE_TOKEN = 'rim.token';
 const STORE_USER = 'rim.user';
 const STORE_PEER_READ = 'rim.peerRead.';
+const EXPIRED = 'Your session has expired. Please sign in again.';
 
 // ---------------------------------------------------------------------------
 // Small helpers
@@ -166,53 +168,6 @@ function savePeerRead() {
     // storage full or disabled: read marks just will not survive a reload
   }
 }
-
-// ---------------------------------------------------------------------------
-// REST
-
-class ApiError extends Error {
-  constructor(status, message) {
-    super(message);
-    this.status = status;
-  }
-}
-
-async function api(method, path, body) {
-  const headers = { Accept: 'application/json' };
-  const anonymous = path === '/api/user/login' || path === '/api/user/create';
-  if (state.token && !anonymous) headers.Authorization = `Bearer ${state.token}`;
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
-  let res;
-  try {
-    res = await fetch(path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      credentials: 'same-origin',
-    });
-  } catch {
-    throw new ApiError(0, 'The server cannot be reached.');
-  }
-  let envelope = null;
-  try {
-    envelope = await res.json();
-  } catch {
-    // not JSON: handled below
-  }
-  if (!envelope || typeof envelope !== 'object' || !('ok' in envelope)) {
-    throw new ApiError(res.status, `Unexpected answer from the server (HTTP ${res.status}).`);
-  }
-  if (!envelope.ok) {
-    const status = envelope.code || res.status;
-    if (status === 401 && !anonymous && state.token) {
-      leaveApp('Your session has expired. Please sign in again.');
-    }
-    throw new ApiError(status, envelope.msg || `Request failed (HTTP ${status}).`);
-  }
-  return envelope.data;
-}
-
-const q = encodeURIComponent;
 
 // ---------------------------------------------------------------------------
 // WebSocket connection: login, acks, heartbeat, reconnect with backoff
@@ -357,7 +312,7 @@ async function onSocketOpen(ws) {
   if (ws !== net.ws) return;
   if (ack.content !== 'Ok') {
     if (ack.content === 'auth_failed') {
-      leaveApp('Your session has expired. Please sign in again.');
+      leaveApp(EXPIRED);
     } else {
       toast(`Could not log in to the message service: ${ack.detail || ack.content}`, 'error');
       ws.close(4001, 'login failed');
@@ -645,7 +600,7 @@ function refreshConversations({ reloadOpen = false } = {}) {
         await loadConversations();
         if (reload) await reloadOpenConversation();
       } catch (err) {
-        if (err instanceof ApiError && err.status !== 0 && state.me) toast(err.message, 'error');
+        if (isServerRefusal(err) && state.me) toast(err.message, 'error');
       }
     } while (refreshAgain && state.me);
   })().finally(() => {
@@ -874,7 +829,7 @@ async function loadHistoryPage(conv, page) {
       toast('You are no longer a member of this conversation.', 'error');
       dropConversation(conv.gid);
       renderConvList();
-    } else if (err instanceof ApiError && err.status !== 0) {
+    } else if (isServerRefusal(err)) {
       toast(err.message, 'error');
     }
     return null;
@@ -1223,7 +1178,7 @@ async function refreshContacts() {
     for (const u of state.requests) rememberUser(u);
     renderContacts();
   } catch (err) {
-    if (err instanceof ApiError && err.status !== 0 && state.me) toast(err.message, 'error');
+    if (isServerRefusal(err) && state.me) toast(err.message, 'error');
   }
 }
 
@@ -1868,6 +1823,7 @@ async function logout() {
 // Wiring
 
 function wire() {
+  configureApi({ token: () => state.token, expired: () => leaveApp(EXPIRED) });
   byId('login-form').addEventListener('submit', submitLogin);
   byId('register-form').addEventListener('submit', submitRegister);
   byId('tab-login').addEventListener('click', () => selectAuthTab('login'));
