@@ -63,3 +63,6 @@ function raiseToasts(region) {
   if (region.matches(':popover-open')) region.hidePopover();
   region.showPopover();
 }
+
+/** A dialog's form error line, where failures of that dialog are shown. */
+export const formError = (el) => el.querySelector('.form-error');
