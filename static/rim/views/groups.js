@@ -101,6 +101,10 @@ async function openInfo() {
   const dialog = infoDialog();
   dialog.dataset.gid = String(conv.gid);
   infoError().textContent = '';
+  // reset here, not in renderInfo: the redraw once members arrive must not undo a first click
+  const leaveButton = byId('group-leave');
+  delete leaveButton.dataset.confirm;
+  leaveButton.textContent = 'Leave group';
   renderInfo(conv);
   dialog.showModal();
   try {
@@ -157,10 +161,7 @@ function renderInfo(conv) {
   const candidates = state.friends.filter((f) => !inGroup.has(f.id));
   byId('group-add-form').hidden = !admin || candidates.length === 0;
   friendPicker(byId('group-add-friends'), candidates, 'group-add');
-  const leaveButton = byId('group-leave');
-  leaveButton.hidden = !isGroup;
-  delete leaveButton.dataset.confirm;
-  leaveButton.textContent = 'Leave group';
+  byId('group-leave').hidden = !isGroup;
 }
 
 async function submitMembers(conv, uids, opType) {
