@@ -1,0 +1,248 @@
+// The conversation pane: opening and closing a conversation, its header, the message
+// list with its scroll position (stuck to the bottom unless the reader scrolled up),
+// and older pages on demand. Keeps the drawn list in step with the store's messages.
+
+import { avatarEl } from '../lib/avatar.js';
+import { byId, h, isNarrow } from '../lib/dom.js';
+import {
+  convAvatarUrl,
+  convName,
+  isMine,
+  orderedMessages,
+  setLoaded,
+  setOpen,
+  setView,
+  state,
+  subscribe,
+} from '../lib/store.js';
+import { loadMembers } from '../sync/conversations.js';
+import { loadHistoryPage } from '../sync/history.js';
+import { readOpenConversation } from '../sync/receipts.js';
+import { autosize, focusComposer, switchDraft } from './composer.js';
+import { messageEl, updateMessageEl } from './message.js';
+
+const NEAR_BOTTOM_PX = 80;
+
+const pane = {
+  stickToBottom: true,
+  drawn: new WeakMap(), // message -> its <li>, while shown
+};
+
+const openConv = () => state.convs.get(state.openGid);
+
+/** Narrow screens show the list or the conversation ('list' / 'chat'). */
+function showView(view) {
+  setView(view);
+  byId('app').dataset.view = view;
+  if (view === 'chat') {
+    autosize();
+    readOpenConversation();
+  }
+}
+
+export async function openConversation(gid, { focus = true } = {}) {
+  const conv = state.convs.get(gid);
+  if (!conv) return;
+  switchDraft(openConv(), conv);
+  setOpen(gid);
+  byId('pane-empty').hidden = true;
+  byId('chat').hidden = false;
+  renderChatHeader(conv);
+  showView('chat');
+  autosize();
+  renderMessages(conv);
+  scrollToBottom();
+  if (focus) {
+    if (isNarrow()) byId('chat-name').focus();
+    else focusComposer();
+  }
+  if (!conv.loaded) {
+    setLoaded(conv, true);
+    const rows = await loadHistoryPage(conv, 1);
+    if (rows && state.openGid === conv.gid) {
+      renderMessages(conv);
+      scrollToBottom();
+    }
+  }
+  if (conv.group.mode === 2 || !conv.peer) loadMembers(conv).catch(() => {});
+  readOpenConversation();
+}
+
+export function closeConversation() {
+  if (state.openGid !== null) setOpen(null);
+  byId('chat').hidden = true;
+  byId('pane-empty').hidden = false;
+  byId('msg-list').replaceChildren();
+  showView('list');
+}
+
+function renderChatHeader(conv) {
+  if (state.openGid !== conv.gid) return;
+  const name = convName(conv);
+  byId('chat-name').textContent = name;
+  byId('chat-avatar').replaceChildren(avatarEl(name, convAvatarUrl(conv)));
+  let sub = '';
+  if (conv.group.mode === 1) sub = conv.peer ? `@${conv.peer.account}` : 'Direct message';
+  else if (conv.members) sub = `${conv.members.length} member${conv.members.length === 1 ? '' : 's'}`;
+  else sub = 'Group';
+  byId('chat-sub').textContent = sub;
+  byId('info-btn').setAttribute('aria-label', conv.group.mode === 2 ? 'Group details' : 'Conversation details');
+}
+
+// ---------------------------------------------------------------------------
+// Messages
+
+function drawMessage(conv, msg, prev) {
+  const el = messageEl(conv, msg, prev, {
+    onImageLoad: () => {
+      if (pane.stickToBottom) scrollToBottom();
+    },
+  });
+  pane.drawn.set(msg, el);
+  return el;
+}
+
+const shownEl = (msg) => {
+  const el = pane.drawn.get(msg);
+  return el?.isConnected ? el : null;
+};
+
+function renderMessages(conv, { keepScroll = false } = {}) {
+  const box = byId('messages');
+  const list = byId('msg-list');
+  const fromBottom = box.scrollHeight - box.scrollTop;
+  const ordered = orderedMessages(conv);
+  list.replaceChildren(...ordered.map((msg, i) => drawMessage(conv, msg, ordered[i - 1])));
+  const older = byId('load-older');
+  older.hidden = !conv.hasOlder;
+  older.disabled = false;
+  older.textContent = 'Load older messages';
+  if (!ordered.length) {
+    list.append(
+      h(
+        'li',
+        { class: 'msg-empty', 'data-testid': 'msg-empty' },
+        conv.loaded ? 'No messages yet. Say hello!' : 'Loading messages…',
+      ),
+    );
+  }
+  if (keepScroll) box.scrollTop = box.scrollHeight - fromBottom;
+}
+
+/** The drawn element of the first message after `index` that is shown (pending ones stay last). */
+function nextShown(ordered, index) {
+  for (const msg of ordered.slice(index + 1)) {
+    const el = shownEl(msg);
+    if (el) return el;
+  }
+  return null;
+}
+
+/** Inserts one message at its place; a message from someone else below the fold shows "New messages". */
+function insertMessage(conv, msg, ordered) {
+  const list = byId('msg-list');
+  list.querySelector('.msg-empty')?.remove();
+  const index = ordered.indexOf(msg);
+  const el = drawMessage(conv, msg, ordered[index - 1]);
+  const stick = nearBottom();
+  list.insertBefore(el, nextShown(ordered, index));
+  if (isMine(msg) || stick) scrollToBottom();
+  else byId('jump-latest').hidden = false;
+}
+
+/** A message was added, confirmed or changed in the store: bring the open pane in step. */
+function syncMessage(conv, msg, ordered) {
+  const el = shownEl(msg);
+  const index = ordered.indexOf(msg);
+  if (!el) {
+    if (index >= 0) insertMessage(conv, msg, ordered);
+    return;
+  }
+  if (conv.messages.has(msg.id) && conv.messages.get(msg.id) !== msg) {
+    el.remove(); // confirmed, but history had brought it meanwhile: that copy shows
+    return;
+  }
+  updateMessageEl(el, msg);
+  if (index >= 0 && nextShown(ordered, index) !== el.nextElementSibling) {
+    // a confirmed message moves from among the pending ones to its id's place
+    el.remove();
+    insertMessage(conv, msg, ordered);
+  }
+}
+
+function onMessages(messages) {
+  const conv = openConv();
+  if (!conv) return;
+  const ordered = orderedMessages(conv);
+  for (const msg of messages) if (msg.gid === conv.gid) syncMessage(conv, msg, ordered);
+}
+
+function nearBottom() {
+  const box = byId('messages');
+  return box.scrollHeight - box.scrollTop - box.clientHeight < NEAR_BOTTOM_PX;
+}
+
+function scrollToBottom() {
+  const box = byId('messages');
+  box.scrollTop = box.scrollHeight;
+  pane.stickToBottom = true;
+  byId('jump-latest').hidden = true;
+}
+
+async function loadOlder() {
+  const conv = openConv();
+  if (!conv) return;
+  const button = byId('load-older');
+  button.disabled = true;
+  button.textContent = 'Loading…';
+  const rows = await loadHistoryPage(conv, conv.nextPage);
+  if (!rows) {
+    button.disabled = false;
+    button.textContent = 'Load older messages';
+  } else if (state.openGid === conv.gid) {
+    renderMessages(conv, { keepScroll: true });
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Store subscriptions and controls
+
+function onHistory(convs) {
+  const conv = openConv();
+  if (!conv || !convs.includes(conv)) return;
+  const stick = nearBottom();
+  renderMessages(conv, { keepScroll: true });
+  if (stick) scrollToBottom();
+}
+
+/** Senders' names became known: group messages show them. */
+function onUsers(uids) {
+  const conv = openConv();
+  if (!conv || conv.group.mode !== 2) return;
+  const changed = new Set(uids);
+  if ([...conv.messages.values()].some((msg) => changed.has(msg.uid))) renderMessages(conv, { keepScroll: true });
+}
+
+export function initPane(onBack) {
+  subscribe('message', onMessages);
+  subscribe('history', onHistory);
+  subscribe('users', onUsers);
+  subscribe('conv', (convs) => {
+    const conv = openConv();
+    if (conv && convs.includes(conv)) renderChatHeader(conv);
+  });
+  subscribe('open', () => {
+    if (state.openGid === null && !byId('chat').hidden) closeConversation();
+  });
+
+  byId('back-btn').addEventListener('click', () => {
+    showView('list');
+    onBack();
+  });
+  byId('load-older').addEventListener('click', loadOlder);
+  byId('jump-latest').addEventListener('click', scrollToBottom);
+  byId('messages').addEventListener('scroll', () => {
+    pane.stickToBottom = nearBottom();
+    if (pane.stickToBottom) byId('jump-latest').hidden = true;
+  });
+}
