@@ -16,10 +16,11 @@ connection follows:
 - `sending`: clientMsgIds of this connection's own writes that may have committed but
   have not returned yet. A repair can read such an entry before its write returns;
   it is skipped (the sender has it), not pushed back.
-- `sent_here`: (gid, seq) of this connection's own entries above last[g], whose layer
-  event has not come back. A repair skips them for the same reason. An entry is put
-  here only while its seq is above last[g], and taken out when last[g] passes it, so
-  the set holds only what is still ahead.
+- `sent_here`: (gid, seq) of this connection's own entries above last[g] (or in a
+  group it does not follow yet: its join may still be on its way), whose layer event
+  has not come back. A repair skips them for the same reason. An entry is put here
+  only while its seq is above last[g], and taken out when last[g] passes it, so the
+  set holds only what is still ahead.
 - `versions[g]`: the members version of g last confirmed by the database for this
   user. Every group event carries the version at its commit; a different one means
   the members changed since, and the database is asked whether the user is still a
@@ -70,6 +71,7 @@ class Delivery:
         """Push `gid`'s entries above `seq` from now on."""
         self.last[gid] = seq
         self.versions[gid] = version
+        self.sent_here = {key for key in self.sent_here if key[0] != gid or key[1] > seq}
 
     def confirm(self, gid: int, version: int) -> None:
         """The database says the user is a member of `gid` at `version`."""
@@ -87,8 +89,7 @@ class Delivery:
 
     def sent(self, gid: int, seq: int) -> None:
         """This connection's own write took `seq` in `gid` (its write has returned)."""
-        last = self.last.get(gid)
-        if last is not None and seq > last:
+        if seq > self.last.get(gid, -1):
             self.sent_here.add((gid, seq))
 
     async def pushed_after_login(self, entries: list[Entry]) -> None:

@@ -3,11 +3,9 @@ live membership, idempotent send, order without gaps or duplicates (also when th
 channel layer loses an event), and the connection lifecycle (deactivation, idle)."""
 
 import asyncio
-import json
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.layers import get_channel_layer
 from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
@@ -19,6 +17,7 @@ from chat.entries import local_time
 from chat.models import Group
 from tests import ws_helpers
 from tests.ws_helpers import (
+    DroppingLayer,
     assert_all_quiet,
     assert_error_ack,
     issue_token,
@@ -399,41 +398,6 @@ async def test_concurrent_senders_are_seen_in_contiguous_seq_order_by_everyone(c
         assert not pushed_ids & own_ids[index]
         assert pushed_ids | own_ids[index] == all_ids
     await assert_all_quiet(*observers, *senders)
-
-
-class DroppingLayer:
-    """Drops the next `count` events of `event_type` (by default entries: messages and
-    changes) the channel layer is asked to carry, as a full channels-redis group or a
-    process dying between commit and publishing would."""
-
-    def __init__(self, monkeypatch, count: int = 1, event_type: str = "chat.entry"):
-        self.layer = get_channel_layer()
-        self.remaining = count
-        self.event_type = event_type
-        self.dropped: list[int] = []
-        self.original_send = self.layer.group_send
-        monkeypatch.setattr(self.layer, "group_send", self.group_send)
-        original_now = getattr(self.layer, "group_send_now", None)
-        if original_now is not None:
-            monkeypatch.setattr(self.layer, "group_send_now", self.send_now(original_now))
-
-    def drops(self, message: dict) -> bool:
-        if message.get("type") != self.event_type or self.remaining <= 0:
-            return False
-        self.remaining -= 1
-        self.dropped.append(json.loads(message["push"])["body"]["msgId"])
-        return True
-
-    async def group_send(self, group: str, message: dict) -> None:
-        if not self.drops(message):
-            await self.original_send(group, message)
-
-    def send_now(self, original):
-        def group_send_now(group: str, message: dict) -> None:
-            if not self.drops(message):
-                original(group, message)
-
-        return group_send_now
 
 
 async def test_a_dropped_fan_out_is_repaired_in_order_at_the_next_event(team, connect, monkeypatch):

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import pytest
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 
@@ -120,8 +121,10 @@ class WsClient:
         content: object = "",
         kind: object = "Text",
         client_msg_id: str | None = None,
+        **v2_fields,
     ) -> str:
-        """Send a MsgEvent shaped like rim's client sends it; returns its clientMsgId."""
+        """Send a MsgEvent shaped like rim's client sends it (plus any v2 fields, such
+        as replyTo); returns its clientMsgId."""
         client_msg_id = client_msg_id or new_client_msg_id()
         body = {
             "kind": kind,
@@ -130,6 +133,7 @@ class WsClient:
             "content": content,
             "clientMsgId": client_msg_id,
             "msgId": msg_id,
+            **v2_fields,
         }
         await self.send_frame({"event": event, "body": body})
         return client_msg_id
@@ -224,6 +228,41 @@ class WsClient:
                 self.closed = True
                 return
             self.inbox.append(json.loads(out["text"]))
+
+
+class DroppingLayer:
+    """Drops the next `count` events of `event_type` (by default entries: messages and
+    changes) the channel layer is asked to carry, as a full channels-redis group or a
+    process dying between commit and publishing would."""
+
+    def __init__(self, monkeypatch, count: int = 1, event_type: str = "chat.entry"):
+        self.layer = get_channel_layer()
+        self.remaining = count
+        self.event_type = event_type
+        self.dropped: list[int] = []
+        self.original_send = self.layer.group_send
+        monkeypatch.setattr(self.layer, "group_send", self.group_send)
+        original_now = getattr(self.layer, "group_send_now", None)
+        if original_now is not None:
+            monkeypatch.setattr(self.layer, "group_send_now", self.send_now(original_now))
+
+    def drops(self, message: dict) -> bool:
+        if message.get("type") != self.event_type or self.remaining <= 0:
+            return False
+        self.remaining -= 1
+        self.dropped.append(json.loads(message["push"])["body"]["msgId"])
+        return True
+
+    async def group_send(self, group: str, message: dict) -> None:
+        if not self.drops(message):
+            await self.original_send(group, message)
+
+    def send_now(self, original):
+        def group_send_now(group: str, message: dict) -> None:
+            if not self.drops(message):
+                original(group, message)
+
+        return group_send_now
 
 
 async def assert_all_quiet(*clients: WsClient) -> None:
