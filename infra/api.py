@@ -8,6 +8,7 @@ import logging
 
 from django.conf import settings
 from django.http import Http404, JsonResponse
+from psycopg_pool import PoolTimeout
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 
@@ -47,6 +48,11 @@ def _status_and_message(exc: Exception, context: dict) -> tuple[int, str]:
         return exc.status_code, str(exc.detail)
     if isinstance(exc, Http404):
         return 404, "not found"
+    if isinstance(exc.__cause__, PoolTimeout):
+        # Every connection of the process's pool stayed busy for RIM_DB_POOL_TIMEOUT:
+        # an overload to shed, not a bug.
+        log.warning("event=db_pool_exhausted view=%s", type(context.get("view")).__name__)
+        return 503, "server busy; try again"
     view = context.get("view")
     log.error("event=api_error view=%s", type(view).__name__, exc_info=exc)
     return 500, "system error"

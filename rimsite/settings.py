@@ -120,13 +120,29 @@ TEMPLATES = [
 
 
 def database_from_url(url: str) -> dict:
-    """A DATABASES entry for `url`, tuned for an async server with one ORM thread.
+    """A DATABASES entry for `url`, tuned for an async server.
 
     SQLite: WAL journal and IMMEDIATE transactions, so concurrent writers queue on the
     busy timeout instead of failing with "database is locked" on lock upgrade.
-    PostgreSQL: persistent connections, since every consumer call reuses the thread's
-    connection; a broken one is dropped after the error it caused.
+    PostgreSQL: a bounded pool of connections per process (psycopg's pool), shared by
+    the WebSocket side's database workers (each holds one) and the REST requests
+    (each borrows one for its duration). Under ASGI every request runs on a thread of
+    its own, and persistent per-thread connections (CONN_MAX_AGE) pile up without
+    bound (Django ticket #33497); with the pool nothing opens a connection outside it.
     """
+    if url.startswith(("postgres://", "postgresql://")):
+        config = dj_database_url.parse(url, conn_max_age=0)
+        config["OPTIONS"] = {
+            "pool": {
+                "min_size": env_int("RIM_DB_POOL_MIN", 2),
+                "max_size": env_int("RIM_DB_POOL_MAX", 10),
+                # Seconds a request waits for a free connection before it is refused
+                # (503 in the REST envelope, server_error on the WebSocket).
+                "timeout": env_float("RIM_DB_POOL_TIMEOUT", 10.0),
+            }
+        }
+        config["TEST"] = {"NAME": f"test_rim_{os.getpid()}"}
+        return config
     config = dj_database_url.parse(url, conn_max_age=env_int("RIM_CONN_MAX_AGE", 600))
     if config["ENGINE"] == "django.db.backends.sqlite3":
         config["OPTIONS"] = {
@@ -144,8 +160,6 @@ def database_from_url(url: str) -> dict:
         config["TEST"] = {
             "NAME": str(Path(tempfile.gettempdir()) / f"rim-test-{os.getpid()}.sqlite3")
         }
-    elif config["ENGINE"] == "django.db.backends.postgresql":
-        config["TEST"] = {"NAME": f"test_rim_{os.getpid()}"}
     return config
 
 
@@ -156,6 +170,12 @@ DATABASES = {
 # runs one transaction at a time. SQLite has a single writer anyway.
 _SQLITE = DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
 RIM_DB_WORKERS = env_int("RIM_DB_WORKERS", 1 if _SQLITE else 4)
+_POOL_MAX = None if _SQLITE else DATABASES["default"]["OPTIONS"]["pool"]["max_size"]
+if _POOL_MAX is not None and _POOL_MAX <= RIM_DB_WORKERS:
+    raise ImproperlyConfigured(
+        "RIM_DB_POOL_MAX must be above RIM_DB_WORKERS: each worker holds a connection, "
+        "and REST requests need the rest."
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"

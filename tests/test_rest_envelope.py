@@ -7,9 +7,11 @@ import logging
 from datetime import timedelta
 
 import pytest
+from django.db import OperationalError
 from django.test import Client, RequestFactory
 from django.utils import timezone
 from django.views.generic import TemplateView
+from psycopg_pool import PoolTimeout
 from rest_framework.test import APIClient
 
 from accounts import services as accounts
@@ -195,6 +197,24 @@ def test_unexpected_failure_is_500_system_error_and_logged(client_for, alice, mo
     assert "4f2a" not in json.dumps(body)
     logged = [r for r in caplog.records if r.name == "rim.api" and r.exc_info]
     assert logged and isinstance(logged[0].exc_info[1], RuntimeError)
+
+
+def test_an_exhausted_database_pool_is_503_server_busy(client_for, alice, monkeypatch, caplog):
+    """Every pooled connection stayed busy for RIM_DB_POOL_TIMEOUT: the request is shed
+    with 503, not reported as a bug."""
+
+    def pool_timeout(**kwargs):
+        try:
+            raise PoolTimeout("couldn't get a connection after 10.00 sec")
+        except PoolTimeout as exc:
+            raise OperationalError(str(exc)) from exc
+
+    monkeypatch.setattr(accounts, "get_user", pool_timeout)
+    client = client_for(alice)
+    with caplog.at_level(logging.WARNING, logger="rim.api"):
+        status, body = call(client, "user/get", uid=alice.pk)
+    assert (status, body["msg"]) == (503, "server busy; try again")
+    assert "event=db_pool_exhausted" in caplog.text
 
 
 def test_django_500_handler_answers_in_the_envelope():
