@@ -32,22 +32,11 @@ import run  # benchmarks/run.py: server start, pinning, cleanup
 
 def rate_from_results(path: Path) -> float:
     for line in path.read_text().splitlines():
-        m = re.match(r"\|\s*b\s*\|\s*([\d,\.]+)", line)
+        # The sitting's table ("| b | embedded | 2,765 |"), else issue 6's ("| b | 2,765 |").
+        m = re.match(r"\|\s*b\s*\|\s*(?:embedded\s*\|\s*)?([\d,\.]+)", line)
         if m:
             return float(m.group(1).replace(",", "")) / 2
     raise SystemExit(f"soak: no scenario b row in {path}; pass --rate")
-
-
-def proc_sample(pid: int) -> dict | None:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        with open(f"/proc/{pid}/status") as f:
-            rss = next(int(line.split()[1]) for line in f if line.startswith("VmRSS"))
-    except (OSError, StopIteration):
-        return None
-    cpu = (int(fields[11]) + int(fields[12])) / run.os.sysconf("SC_CLK_TCK")
-    return {"t": time.monotonic(), "rss_kb": rss, "cpu_s": cpu}
 
 
 def main() -> int:
@@ -75,19 +64,20 @@ def main() -> int:
     run.log(f"soak: logs under {workdir}")
     pin_srv, pin_lg = run.pinning() if not opts.no_pin else ([], [])
     started = datetime.datetime.now(datetime.UTC)
-    commit = run.machine()["commit"]  # the revision the server runs, not the one at the end
+    tree = run.Tree.at(None)
+    commit = tree.revision()["commit"]  # the revision the server runs, not the one at the end
     samples: list[dict] = []
-    servers = None
     try:
-        servers = run.Servers(workdir, f"sqlite:///{workdir / 'db.sqlite3'}", 1, pin_srv)
-        pid = servers.pids[0]
+        services = run.StackRun("embedded", *[f"sqlite:///{workdir / 'db.sqlite3'}"] * 2)
+        server = run.Server(workdir, tree, services, pin_srv)
+        pid = server.pid
         json_path = workdir / "result.json"
         cmd = [
             *pin_lg,
             run.PYTHON,
             str(run.LOADGEN),
             "--url",
-            f"http://127.0.0.1:{servers.ports[0]}",
+            server.url,
             "--server-pid",
             str(pid),
             "--json",
@@ -115,7 +105,7 @@ def main() -> int:
                 next_sample = t_load
                 run.log("soak: load started")
             if t_load is not None and time.monotonic() >= next_sample:
-                s = proc_sample(pid)
+                s = run.proc_sample(pid)
                 if s:
                     s["min"] = round((s["t"] - t_load) / 60, 2)
                     samples.append(s)
@@ -124,13 +114,13 @@ def main() -> int:
                 next_sample += opts.sample
             time.sleep(0.5)
         run.stop(lg)
-        server_alive = servers.procs[0].poll() is None
-        servers.close()
+        server_alive = server.proc.poll() is None
+        server.close()
     finally:
         run.stop_all()
 
     result = json.loads(json_path.read_text()) if json_path.exists() else None
-    server_log = (workdir / "server0.log").read_text(errors="replace")
+    server_log = (workdir / "server.log").read_text(errors="replace")
     log_errors = len(re.findall(r" (ERROR|CRITICAL) |Traceback", server_log))
     log_warnings = len(re.findall(r" WARNING ", server_log))
     # The load ends with the last ack; samples after it (the drain) are not load.
