@@ -582,6 +582,10 @@ class Server:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def loadgen_args(self, json_path: Path, extra: list[str]) -> list[str]:
+        """loadgen.py's options for a run against this server."""
+        return ["--url", self.url, "--server-pid", str(self.pid), "--json", str(json_path), *extra]
+
     def close(self) -> None:
         stop(self.proc)
 
@@ -631,18 +635,7 @@ def one_run(cell: tuple[str, str], n: int, opts, workdir: Path, profile: bool = 
         proxy = services.proxied
         server = Server(rundir, opts.tree, services, pin_srv)
         stack_.callback(server.close)
-        cmd = [
-            *pin_lg,
-            PYTHON,
-            str(LOADGEN),
-            "--url",
-            server.url,
-            "--server-pid",
-            str(server.pid),
-            "--json",
-            str(json_path),
-            *extra,
-        ]
+        cmd = [*pin_lg, PYTHON, str(LOADGEN), *server.loadgen_args(json_path, extra)]
         spy = {}
 
         def start_profile():
@@ -990,6 +983,15 @@ def revision_text(rev: dict) -> str:
     )
 
 
+def each_run(runs: dict, idle: bool):
+    """(label, figures or None, run) of every run of the idle cells (d), or of the
+    others."""
+    for (sc, stack), rs in runs.items():
+        if (sc == "d") == idle:
+            for r in rs:
+                yield f"{sc} {stack} #{r['run']}", figures(r), r
+
+
 def report(opts, runs: dict, profiles: dict, meta: dict) -> tuple[str, list]:
     """The Markdown between BENCH_BEGIN and BENCH_END, and the verdicts."""
     s = Sitting(runs)
@@ -1132,47 +1134,38 @@ def report(opts, runs: dict, profiles: dict, meta: dict) -> tuple[str, list]:
         "| proxy CPU % | core 0 / 1 busy % | other % | rc |"
     )
     w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for (sc, stack), rs in runs.items():
-        if sc == "d":
+    for label, f, r in each_run(runs, idle=False):
+        if f is None:
+            w(f"| {label} | no result | | | | | | | | | | | | | {r['rc']} |")
             continue
-        for r in rs:
-            f = figures(r)
-            label = f"{sc} {stack} #{r['run']}"
-            if f is None:
-                w(f"| {label} | no result | | | | | | | | | | | | | {r['rc']} |")
-                continue
-            w(
-                f"| {label} | {f['acked']:,}/{f['planned']:,} | {f['msgs_s']:,.0f} "
-                f"| {f['ack_p50']:,.1f} / {f['ack_p99']:,.1f} "
-                f"| {f['dlv_p50']:,.1f} / {f['dlv_p99']:,.1f} "
-                f"| {f['deliv_s']:,.0f} | {f['expected']:,} / {f['lost']} / {f['dup']} / "
-                f"{f['ooo']} | {f['drain_s']} | {f['errors']} | {f['srv_cpu']} | {f['lg_cpu']} "
-                f"| {'' if f['proxy_cpu'] is None else f['proxy_cpu']} "
-                f"| {f['cores']} | {f['other_pct']} | {r['rc']} |"
-            )
-    idle = [(cell, rs) for cell, rs in runs.items() if cell[0] == "d"]
-    if idle:
+        w(
+            f"| {label} | {f['acked']:,}/{f['planned']:,} | {f['msgs_s']:,.0f} "
+            f"| {f['ack_p50']:,.1f} / {f['ack_p99']:,.1f} "
+            f"| {f['dlv_p50']:,.1f} / {f['dlv_p99']:,.1f} "
+            f"| {f['deliv_s']:,.0f} | {f['expected']:,} / {f['lost']} / {f['dup']} / "
+            f"{f['ooo']} | {f['drain_s']} | {f['errors']} | {f['srv_cpu']} | {f['lg_cpu']} "
+            f"| {'' if f['proxy_cpu'] is None else f['proxy_cpu']} "
+            f"| {f['cores']} | {f['other_pct']} | {r['rc']} |"
+        )
+    if any(sc == "d" for sc, _ in runs):
         w("")
         w(
             "| run | connections held / failures | opened per s | login p99 ms | server RSS "
             "before → after | RSS per idle connection | other % | rc |"
         )
         w("|---|---:|---:|---:|---:|---:|---:|---:|")
-        for (_, stack), rs in idle:
-            for r in rs:
-                f = figures(r)
-                label = f"d {stack} #{r['run']}"
-                if f is None:
-                    w(f"| {label} | no result | | | | | | {r['rc']} |")
-                    continue
-                w(
-                    f"| {label} | {f['still_open']:,} / {f['failures']} "
-                    f"| {f['connects_per_s']} | {f['login_p99']} "
-                    f"| {f['rss_base_mib']:.1f} → {f['rss_end_mib']:.1f} MiB "
-                    f"| {f['rss_per_conn_kib']} KiB"
-                    f"{'' if f['rss_reliable'] else ' (connections closed early)'} "
-                    f"| {f['other_pct']} | {r['rc']} |"
-                )
+    for label, f, r in each_run(runs, idle=True):
+        if f is None:
+            w(f"| {label} | no result | | | | | | {r['rc']} |")
+            continue
+        w(
+            f"| {label} | {f['still_open']:,} / {f['failures']} "
+            f"| {f['connects_per_s']} | {f['login_p99']} "
+            f"| {f['rss_base_mib']:.1f} → {f['rss_end_mib']:.1f} MiB "
+            f"| {f['rss_per_conn_kib']} KiB"
+            f"{'' if f['rss_reliable'] else ' (connections closed early)'} "
+            f"| {f['other_pct']} | {r['rc']} |"
+        )
     w("")
     w(
         "`of embedded`: the stack's median acked msgs/s over embedded's in this sitting. "
