@@ -811,6 +811,8 @@ def rate_target(cell, issue, min_rate, max_p99=None, min_deliveries=None) -> Tar
     def judge(s: Sitting) -> tuple[bool, str]:
         rate, p99 = s.median(cell, "msgs_s"), s.median(cell, "ack_p99")
         dps = s.median(cell, "deliv_s")
+        if rate is None:
+            return False, "no message acked"
         ok = rate >= min_rate
         shown = f"{rate:,.0f} msgs/s"
         if max_p99 is not None:
@@ -983,6 +985,12 @@ def revision_text(rev: dict) -> str:
     )
 
 
+def all_clean(runs: dict) -> bool:
+    """Every run has a result, and none lost or duplicated a delivery."""
+    figs = [figures(r) for rs in runs.values() for r in rs]
+    return all(f is not None and f.get("lost", 0) == 0 and f.get("dup", 0) == 0 for f in figs)
+
+
 def each_run(runs: dict, idle: bool):
     """(label, figures or None, run) of every run of the idle cells (d), or of the
     others."""
@@ -1114,9 +1122,7 @@ def report(opts, runs: dict, profiles: dict, meta: dict) -> tuple[str, list]:
     w("|---:|---|---|---|")
     for t, ok, shown in judged:
         w(f"| {t.issue} | {t.text} | {shown} | {mark(ok)} |")
-    clean = not failed and all(
-        f.get("lost", 0) == 0 and f.get("dup", 0) == 0 for figs in s.figs.values() for f in figs
-    )
+    clean = all_clean(runs)
     w(
         "| 6 | 0 lost and 0 duplicated deliveries in every run | "
         f"{'0 / 0' if clean else 'see the per-run table'} | "
@@ -1398,7 +1404,7 @@ def main() -> int:
             judged = write()
         log(f"wrote {opts.out}")
         print(opts.out.read_text())
-        return 0 if all(ok is not False for _, ok, _ in judged) else 1
+        return 0 if all_clean(runs) and all(ok is not False for _, ok, _ in judged) else 1
     finally:
         stop_all()
 

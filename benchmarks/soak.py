@@ -191,6 +191,14 @@ def summarize(opts, samples: list[dict], result: dict | None, workdir: Path, ali
         "samples": len(load_samples),
         "server_alive_at_end": alive,
         "log_errors": len(re.findall(r" (ERROR|CRITICAL) |Traceback", server_log)),
+        # The first few, without their timestamps, for the report.
+        "log_error_lines": list(
+            dict.fromkeys(
+                line.split(" ", 2)[-1][:160]
+                for line in server_log.splitlines()
+                if re.search(r" (ERROR|CRITICAL) ", line)
+            )
+        )[:3],
         "log_warnings": len(re.findall(r" WARNING ", server_log)),
     }
     if warm:
@@ -341,6 +349,8 @@ def write_section(opts, summary, result, samples, commands, started, workdir, re
                 and result["connections_closed_during_run"] == 0,
             )
         )
+        for line in summary["log_error_lines"]:
+            w(f"  * server log: `{line}`")
         checks.append(
             (
                 "server: alive at the end, no ERROR or Traceback in its log",
