@@ -332,15 +332,23 @@ def partition(n: int, size: int) -> list[list[int]]:
 
 
 async def create_groups(
-    rest: Rest, prefix: str, users: list[tuple], parts: list[list[int]], concurrency: int
+    rest: Rest,
+    prefix: str,
+    users: list[tuple],
+    parts: list[list[int]],
+    concurrency: int,
+    extra_members=None,
 ) -> list[int]:
+    """One group per part; `extra_members(k)` -> more uids for group k (members that
+    this run does not account for, such as benchmarks/hostile.py's clients)."""
     sem = asyncio.Semaphore(concurrency)
 
     async def one(k: int, members: list[int]) -> int:
         creator_uid, creator_token = users[members[0]]
+        uids = [users[m][0] for m in members[1:]] + (extra_members(k) if extra_members else [])
         body = {
             "group": {"name": f"{prefix}g{k}", "avatar": "", "mode": 2, "creatorUid": creator_uid},
-            "users": [{"uid": users[m][0], "role": 1} for m in members[1:]],
+            "users": [{"uid": uid, "role": 1} for uid in uids],
         }
         async with sem:
             gid = await rest.post("/api/group/create", body, creator_token)
@@ -371,6 +379,49 @@ def frame(event: str, uid: int, gid, content: str, cmid: str, msg_id=None) -> by
             },
         }
     )
+
+
+def client_frame(payload: bytes, opcode: int = 1) -> bytes:
+    """One final, masked client frame (RFC 6455 §5.2): text by default."""
+    n = len(payload)
+    if n < 126:
+        head = bytes((0x80 | opcode, 0x80 | n))
+    elif n < 65536:
+        head = bytes((0x80 | opcode, 0xFE)) + n.to_bytes(2, "big")
+    else:
+        head = bytes((0x80 | opcode, 0xFF)) + n.to_bytes(8, "big")
+    mask = random.randbytes(4)
+    return head + mask + apply_mask(payload, mask)
+
+
+def handshake_request(url: str, origin: str | None, key: bytes) -> bytes:
+    """The HTTP/1.1 upgrade request for `url` (ws:// only)."""
+    parts = urlsplit(url)
+    if parts.scheme != "ws":
+        raise ValueError("--client raw supports ws:// only")
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    req = [
+        f"GET {path} HTTP/1.1".encode(),
+        b"Host: " + parts.netloc.encode(),
+        b"Upgrade: websocket",
+        b"Connection: Upgrade",
+        b"Sec-WebSocket-Key: " + key,
+        b"Sec-WebSocket-Version: 13",
+    ]
+    if origin:
+        req.append(b"Origin: " + origin.encode())
+    return b"\r\n".join(req) + b"\r\n\r\n"
+
+
+def handshake_accepted(head: bytes, key: bytes) -> bool:
+    """Whether the response head (up to the blank line) accepts the upgrade of `key`."""
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    accept = base64.b64encode(hashlib.sha1(key + WS_GUID).digest()).decode()
+    return lines[0].startswith("HTTP/1.1 101") and headers.get("sec-websocket-accept") == accept
 
 
 class ConnClosed(Exception):
@@ -407,27 +458,12 @@ class RawConn(asyncio.BufferedProtocol):
     @classmethod
     async def open(cls, url: str, origin: str | None, timeout: float) -> RawConn:
         parts = urlsplit(url)
-        host = parts.hostname
-        port = parts.port or 80
-        if parts.scheme != "ws":
-            raise ValueError("--client raw supports ws:// only")
+        key = base64.b64encode(os.urandom(16))
+        request = handshake_request(url, origin, key)
         loop = asyncio.get_running_loop()
         async with asyncio.timeout(timeout):
-            _, conn = await loop.create_connection(cls, host, port)
-            key = base64.b64encode(os.urandom(16))
-            path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-            netloc = parts.netloc.encode()
-            req = [
-                f"GET {path} HTTP/1.1".encode(),
-                b"Host: " + netloc,
-                b"Upgrade: websocket",
-                b"Connection: Upgrade",
-                b"Sec-WebSocket-Key: " + key,
-                b"Sec-WebSocket-Version: 13",
-            ]
-            if origin:
-                req.append(b"Origin: " + origin.encode())
-            conn.transport.write(b"\r\n".join(req) + b"\r\n\r\n")
+            _, conn = await loop.create_connection(cls, parts.hostname, parts.port or 80)
+            conn.transport.write(request)
             conn.key = key
             try:
                 await conn.opened
@@ -457,15 +493,11 @@ class RawConn(asyncio.BufferedProtocol):
                 self.opened.set_exception(ConnClosed("oversized handshake response"))
                 self.transport.abort()
             return False
-        head = bytes(buf[:i]).decode("latin-1").split("\r\n")
+        head = bytes(buf[:i])
         del buf[: i + 4]
-        headers = {}
-        for line in head[1:]:
-            k, _, v = line.partition(":")
-            headers[k.strip().lower()] = v.strip()
-        accept = base64.b64encode(hashlib.sha1(self.key + WS_GUID).digest()).decode()
-        if not head[0].startswith("HTTP/1.1 101") or headers.get("sec-websocket-accept") != accept:
-            self.opened.set_exception(ConnClosed(f"handshake refused: {head[0]}"))
+        if not handshake_accepted(head, self.key):
+            status = head.split(b"\r\n", 1)[0].decode("latin-1")
+            self.opened.set_exception(ConnClosed(f"handshake refused: {status}"))
             self.transport.abort()
             return False
         self.opened.set_result(None)
@@ -548,15 +580,7 @@ class RawConn(asyncio.BufferedProtocol):
             w.set_result(None)
 
     def _write(self, payload: bytes, opcode: int) -> None:
-        n = len(payload)
-        if n < 126:
-            head = bytes((0x80 | opcode, 0x80 | n))
-        elif n < 65536:
-            head = bytes((0x80 | opcode, 0xFE)) + n.to_bytes(2, "big")
-        else:
-            head = bytes((0x80 | opcode, 0xFF)) + n.to_bytes(8, "big")
-        mask = random.randbytes(4)
-        self.transport.write(head + mask + apply_mask(payload, mask))
+        self.transport.write(client_frame(payload, opcode))
 
     # The interface shared with WsConn -------------------------------------------
 
@@ -960,7 +984,10 @@ class Client:
                 return
 
 
-async def run_load(args, rest: Rest, proc: ProcStats) -> dict:
+async def run_load(args, rest: Rest, proc: ProcStats, hooks=None) -> dict:
+    """The load phase. `hooks` (benchmarks/hostile.py) may add members to the groups
+    (`hooks.extra_members(k)`), learns the gids (`hooks.groups_created(gids)`) and is
+    told when the load starts (`hooks.load_started()`)."""
     rng = random.Random(args.seed)
     prefix = args.prefix
     result: dict = {"mode": "load"}
@@ -970,7 +997,11 @@ async def run_load(args, rest: Rest, proc: ProcStats) -> dict:
     users = await register_users(rest, prefix, args.users, args.setup_concurrency)
     t_users = time.monotonic() - t_setup
     parts = partition(args.users, args.group_size)
-    gids = await create_groups(rest, prefix, users, parts, args.setup_concurrency)
+    gids = await create_groups(
+        rest, prefix, users, parts, args.setup_concurrency, hooks and hooks.extra_members
+    )
+    if hooks is not None:
+        hooks.groups_created(gids)
     gid_of = {}
     size_of_gid = {}
     for members, gid in zip(parts, gids, strict=True):
@@ -1002,6 +1033,8 @@ async def run_load(args, rest: Rest, proc: ProcStats) -> dict:
     for c in live:
         c.conn.set_handler(c.on_frame)
     result["setup"].update(await settle(proc, args.settle))
+    if hooks is not None:
+        hooks.load_started()
     log("load: start")
 
     pace_interval = len(live) / args.rate if args.rate else None  # s between one user's msgs
