@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.auth import authenticate
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from accounts import events
@@ -80,17 +80,22 @@ def session_for_token(*, key: str) -> Session | None:
     return Session(user=token.user, token_id=token.pk, expires_at=token.expires_at)
 
 
-def session_status(*, token_id: int) -> str:
-    """Whether a bound connection's session still stands: alive, ended (the token
-    expired or was revoked) or deactivated (its user was)."""
-    active = (
-        Token.objects.filter(pk=token_id, expires_at__gt=timezone.now())
-        .values_list("user__is_active", flat=True)
+def session_status(*, user_id: int, token_id: int) -> str:
+    """Whether a bound connection's session still stands: alive, ended (its token
+    expired or was revoked) or deactivated (its user was; that deletes the tokens
+    too, so the user is asked first). One query."""
+    token_alive = Token.objects.filter(
+        pk=token_id, user=OuterRef("pk"), expires_at__gt=timezone.now()
+    )
+    row = (
+        User.objects.filter(pk=user_id)
+        .annotate(token_alive=Exists(token_alive))
+        .values_list("is_active", "token_alive")
         .first()
     )
-    if active is None:
-        return SESSION_ENDED
-    return SESSION_ALIVE if active else SESSION_DEACTIVATED
+    if row is None or not row[0]:
+        return SESSION_DEACTIVATED
+    return SESSION_ALIVE if row[1] else SESSION_ENDED
 
 
 @transaction.atomic

@@ -26,7 +26,7 @@ from accounts import services as accounts
 from chat import events, services
 from chat import protocol as wire
 from chat.delivery import Delivery
-from infra import clientaddr, dbworkers, metrics, presence
+from infra import clientaddr, dbworkers, lifecycle, metrics, presence
 from infra.errors import AuthFailed, NotLoggedIn, RimError, UidMismatch
 from infra.ratelimit import TokenBucket
 
@@ -34,8 +34,6 @@ log = logging.getLogger("rim.ws")
 
 # Database-bound events one connection may have running beside its dispatch loop.
 MAX_IN_FLIGHT = 32
-# Seconds between two tail checks of a connection (each costs two queries).
-CATCH_UP_INTERVAL = 30.0
 
 typing_throttle = services.TypingThrottle()
 # Connections per client address, in this process (RIM_MAX_CONNECTIONS_PER_IP).
@@ -80,8 +78,10 @@ async def dispatch_in_turn(sources, dispatch) -> None:
     async def read(source) -> None:
         while True:
             message = await source()
-            async with turn:
-                await dispatch(message)
+            # In flight from the moment it is taken (a graceful shutdown waits for it).
+            with lifecycle.handling():
+                async with turn:
+                    await dispatch(message)
 
     readers = [asyncio.create_task(read(source)) for source in sources]
     try:
@@ -109,7 +109,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.token_id: int | None = None
         self.expires_at = 0.0
         self.revoked = False
+        # closing: no frame is handled any more; closed: nothing is sent any more.
         self.closing = False
+        self.closed = False
         self.delivery = Delivery(
             push=self.push,
             read_entries=self.read_entries,
@@ -124,7 +126,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         connections_from[self.address] = connections_from.get(self.address, 0) + 1
         metrics.CONNECTIONS.value += 1
         loop = asyncio.get_running_loop()
-        self.next_catch_up = loop.time() + CATCH_UP_INTERVAL
+        self.next_tail_check = loop.time() + settings.RIM_TAIL_CHECK_INTERVAL
         self.last_frame_at = loop.time()
         self.idle_timer = loop.call_later(settings.RIM_IDLE_TIMEOUT, self.check_idle)
         self.login_timer = loop.call_later(settings.RIM_LOGIN_TIMEOUT, self.check_login)
@@ -162,10 +164,14 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         return self.channel_name.rsplit("!", 1)[-1]
 
     async def close_with(self, code: int, why: str) -> None:
-        """Close the connection (once); nothing more is sent or answered after this."""
+        """Close the connection (once). Frames taken before still get their acks;
+        nothing is handled or sent after the close."""
         if self.closing:
             return
         self.closing = True
+        if self.in_flight:
+            await asyncio.wait(self.in_flight, timeout=settings.RIM_SHUTDOWN_TIMEOUT)
+        self.closed = True
         log.info(
             "event=ws_server_close conn=%s uid=%s code=%s why=%s",
             self.conn_label,
@@ -233,6 +239,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         arrived = asyncio.get_running_loop().time()
         task = asyncio.create_task(self.answer(event, work, self.last_answer, arrived))
         self.last_answer = task
+        lifecycle.track(task)
         self.in_flight.add(task)
         task.add_done_callback(self.in_flight.discard)
 
@@ -266,19 +273,19 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await self.close_with(wire.CLOSE_RATE_ABUSE, "rate_abuse")
 
     async def push(self, text: str) -> None:
-        if not self.closing:
+        if not self.closed:
             metrics.PUSHES.add()
             await self.send(text_data=text)
 
     async def send_error(self, code: str, detail: str, client_msg_id: str | None) -> None:
-        if self.closing:
+        if self.closed:
             return
         log.info("event=ws_error conn=%s uid=%s code=%s", self.conn_label, self.uid, code)
         metrics.ACKS.add(code)
         await self.send(text_data=wire.encode_error(code, detail, client_msg_id))
 
     async def send_ack(self, event: wire.ClientEvent, server_msg_id: int | None = None) -> None:
-        if self.closing:
+        if self.closed:
             return
         metrics.ACKS.add(wire.OK)
         await self.send(text_data=wire.encode_ack(event.client_msg_id, server_msg_id))
@@ -372,8 +379,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     async def on_heart(self, event: wire.ClientEvent) -> None:
         await self.send_ack(event)
         now = asyncio.get_running_loop().time()
-        if self.uid is not None and now >= self.next_catch_up:
-            self.next_catch_up = now + CATCH_UP_INTERVAL
+        if self.uid is not None and now >= self.next_tail_check:
+            self.next_tail_check = now + settings.RIM_TAIL_CHECK_INTERVAL
             await self.check_tail()
 
     async def check_tail(self) -> None:

@@ -129,6 +129,10 @@ class DatabaseWorkers:
         for worker in self.workers:
             worker.close_connection()
 
+    def idle(self) -> bool:
+        """No call queued or running on any worker."""
+        return not any(worker.running for worker in self.workers)
+
 
 @functools.cache
 def workers() -> DatabaseWorkers:

@@ -169,12 +169,7 @@ def _dropped(events: list[Event], reason: str) -> None:
     metrics.LAYER_DROPS.labels(reason).inc(len(events))
 
 
-async def flush(timeout: float) -> None:
-    """Wait (at most `timeout` seconds) until this loop's outbox is sent: at shutdown."""
+def outbox_empty() -> bool:
+    """Nothing of this loop's waits for the layer (at shutdown)."""
     outbox = _outboxes.get(asyncio.get_running_loop())
-    if outbox is None or outbox.sender is None:
-        return
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(timeout):
-            while outbox.sender is not None and not outbox.sender.done():
-                await asyncio.shield(outbox.sender)
+    return outbox is None or (not outbox.events and (outbox.sender is None or outbox.sender.done()))

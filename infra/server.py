@@ -1,16 +1,32 @@
-"""rim's daphne: the stock server with WebSocket frames read and written fit for fan-out.
+"""rim's daphne: the stock server with WebSocket frames read and written fit for
+fan-out, a cap on what a connection may have waiting to be sent, and a graceful
+shutdown.
 
 `manage.py serve` runs this. The application does not depend on it: any ASGI server
-runs rim; this one closes oversize sockets properly and reads and pushes faster.
+runs rim (README: "Other ASGI servers" says what differs); this one closes oversize
+sockets with 1009, bounds each connection's memory, reads and pushes faster, and on
+SIGTERM finishes what is in flight and closes every WebSocket with 1001.
 """
 
+import asyncio
 import gc
+import logging
+import signal
 import socket
 import struct
 
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketProtocol
+from django.conf import settings
 from twisted.internet import tcp
+
+from infra import lifecycle, metrics
+
+log = logging.getLogger("rim.server")
+
+# Close codes the server itself sends (docs/protocol.md, "Close codes").
+CLOSE_GOING_AWAY = 1001
+CLOSE_BACKLOG = 4004
 
 OPCODE_TEXT = 0x1
 OPCODE_BINARY = 0x2
@@ -117,8 +133,10 @@ class RimWebSocketProtocol(WebSocketProtocol):
             self.onMessage(payload, False)
         return data[start:]
 
+    backlogged = False
+
     def serverSend(self, content, binary=False):
-        if self.state in (self.STATE_CLOSING, self.STATE_CLOSED):
+        if self.backlogged or self.state in (self.STATE_CLOSING, self.STATE_CLOSED):
             # The close handshake has begun (RFC 6455 §5.5.1: no data frame after a
             # Close): what the application still sends has no one to go to. autobahn
             # would raise into the application, as a server error with a traceback.
@@ -138,6 +156,41 @@ class RimWebSocketProtocol(WebSocketProtocol):
             # read or write, see to that as usual.
         if data:
             transport.write(data)
+            if _waiting_bytes(transport) > settings.RIM_WS_BACKLOG_MAX:
+                self.close_backlogged()
+
+    def close_backlogged(self) -> None:
+        """The client reads slower than its pushes come (or not at all): stop sending
+        to it and close with 4004. Nothing is lost: what it missed is above its
+        delivered watermark, and its next Login syncs it. The close frame waits behind
+        the backlog; a client that reads none of it is cut off after a grace period."""
+        self.backlogged = True
+        log.info("event=ws_backlog_close client=%s", self.client_addr)
+        metrics.CLOSES.add(str(CLOSE_BACKLOG))
+        self.sendCloseFrame(code=CLOSE_BACKLOG, reasonUtf8=b"too slow", isReply=False)
+        from twisted.internet import reactor
+
+        reactor.callLater(settings.RIM_WS_BACKLOG_GRACE, self.cut_off)
+
+    def cut_off(self) -> None:
+        if self.transport is not None and self.transport.connected:
+            self.transport.abortConnection()
+
+    def connectionLost(self, reason):
+        super().connectionLost(reason)
+        # Let go of what was waiting to be sent now, not when the garbage collector
+        # gets to this protocol: autobahn's Deferreds keep it in reference cycles, and
+        # with them a slow client's backlog (tens of MB) until a full collection.
+        transport = self.transport
+        if isinstance(transport, tcp.Connection):
+            transport.dataBuffer = b""
+            transport._tempDataBuffer = []
+            transport._tempDataLen = 0
+
+
+def _waiting_bytes(transport) -> int:
+    """Bytes Twisted holds for the socket (dataBuffer from offset, and _tempDataBuffer)."""
+    return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
 
 
 def _plain_tcp_with_nothing_queued(transport) -> bool:
@@ -154,23 +207,81 @@ def _plain_tcp_with_nothing_queued(transport) -> bool:
 
 
 class RimServer(Server):
-    """daphne's server with RimWebSocketProtocol, and failing a WebSocket (a frame over
-    the size limit, a protocol violation) with a close frame: autobahn's default drops
+    """daphne's server with RimWebSocketProtocol, failing a WebSocket (a frame over
+    the size limit, a protocol violation) with a close frame (autobahn's default drops
     the TCP connection, so the client would see 1006 instead of the 1009 that
-    PROTOCOL.md promises."""
+    PROTOCOL.md promises), and a graceful shutdown on SIGTERM."""
 
     def run(self):
         # daphne.server installed its asyncio reactor; import it only now.
         from twisted.internet import reactor
 
+        self.ports = []
+        self.stopping = None
         # The factory exists once run() has built it, before the reactor starts.
         reactor.callWhenRunning(self.configure_ws_factory)
         reactor.callWhenRunning(freeze_startup_heap)
+        # After Twisted's own handlers (installed as the reactor starts): ours win.
+        reactor.callWhenRunning(self.handle_sigterm)
         super().run()
 
     def configure_ws_factory(self):
         self.ws_factory.protocol = RimWebSocketProtocol
         self.ws_factory.setProtocolOptions(failByDrop=False)
+
+    def listen_success(self, port):
+        self.ports.append(port)
+        super().listen_success(port)
+
+    def handle_sigterm(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self.begin_shutdown)
+
+    def begin_shutdown(self) -> None:
+        if self.stopping is None:
+            self.stopping = asyncio.ensure_future(self.shut_down())
+
+    async def shut_down(self) -> None:
+        """Stop accepting connections and frames, answer every frame already taken,
+        let the database workers and the publisher finish, then close every
+        WebSocket with 1001 (clients reconnect, to another process behind the load
+        balancer) and stop, all within RIM_SHUTDOWN_TIMEOUT."""
+        from twisted.internet import reactor
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + settings.RIM_SHUTDOWN_TIMEOUT
+        log.warning("event=shutdown_started connections=%d", len(self.connections))
+        for port in self.ports:
+            port.stopListening()
+        websockets = [p for p in self.connections if isinstance(p, WebSocketProtocol)]
+        for protocol in websockets:
+            if protocol.transport is not None:
+                protocol.transport.pauseProducing()
+        finished = await lifecycle.drained(deadline, busy=self.requests_unanswered)
+        for protocol in websockets:
+            if protocol.state == protocol.STATE_OPEN:
+                protocol.sendCloseFrame(code=CLOSE_GOING_AWAY, isReply=False)
+        # The clients answer the close; give them a moment (within the deadline).
+        await lifecycle.drained(min(deadline, loop.time() + 1.0), busy=lambda: any_open(websockets))
+        log.warning("event=shutdown_done drained=%s", finished)
+        reactor.stop()
+
+    def requests_unanswered(self) -> bool:
+        """A frame the application has not taken yet, or an HTTP request it has not
+        answered."""
+        for protocol, details in self.connections.items():
+            queue = getattr(protocol, "application_queue", None)
+            if queue is not None and not queue.empty():
+                return True
+            instance = details.get("application_instance")
+            websocket = isinstance(protocol, WebSocketProtocol)
+            if not websocket and instance is not None and not instance.done():
+                return True
+        return False
+
+
+def any_open(websockets) -> bool:
+    return any(protocol.state != protocol.STATE_CLOSED for protocol in websockets)
 
 
 def freeze_startup_heap() -> None:

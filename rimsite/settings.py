@@ -267,6 +267,9 @@ RIM_SYNC_LIMIT = env_int("RIM_SYNC_LIMIT", 100)
 RIM_RATE_LIMIT = env_float("RIM_RATE_LIMIT", 50.0)
 RIM_RATE_BURST = env_int("RIM_RATE_BURST", 100)
 RIM_PAGE_SIZE_MAX = env_int("RIM_PAGE_SIZE_MAX", 100)
+# Seconds between two tail checks of a logged-in connection (on its Heart): its session
+# is re-validated and what the layer lost at a group's tail is repaired.
+RIM_TAIL_CHECK_INTERVAL = env_float("RIM_TAIL_CHECK_INTERVAL", 30.0)
 # Seconds a connection may stay open without a successful Login.
 RIM_LOGIN_TIMEOUT = env_float("RIM_LOGIN_TIMEOUT", 30.0)
 # WebSocket connections one client address may hold open in one process (0: no cap).
@@ -278,6 +281,13 @@ RIM_TRUSTED_PROXIES = frozenset(env_list("RIM_TRUSTED_PROXIES", []))
 RIM_RECALL_WINDOW = env_float("RIM_RECALL_WINDOW", 120.0)
 RIM_EDIT_WINDOW = env_float("RIM_EDIT_WINDOW", 900.0)
 RIM_PRESENCE_GRACE = env_float("RIM_PRESENCE_GRACE", 30.0)
+
+# rim's server (manage.py serve): bytes a WebSocket may have waiting to be sent before it
+# is closed with 4004 (a client that does not read), seconds it then has to read them
+# before it is cut off, and seconds a SIGTERM may take to finish what is in flight.
+RIM_WS_BACKLOG_MAX = env_int("RIM_WS_BACKLOG_MAX", 4 * 1024 * 1024)
+RIM_WS_BACKLOG_GRACE = env_float("RIM_WS_BACKLOG_GRACE", 10.0)
+RIM_SHUTDOWN_TIMEOUT = env_float("RIM_SHUTDOWN_TIMEOUT", 10.0)
 
 # Where `manage.py serve` listens: the main port and rim's hard-coded WebSocket port.
 RIM_HOST = env_str("RIM_HOST", "127.0.0.1")

@@ -41,22 +41,38 @@ def wait_for_port(port: int, timeout: float = 30.0, process: subprocess.Popen | 
     raise TimeoutError(f"nothing listens on port {port} after {timeout} s")
 
 
+# The servers an end-to-end test can run rim on: rim's own (`manage.py serve`, which
+# the README's first command runs) and stock daphne, the deployment Channels documents.
+RIM_SERVER = "rim"
+STOCK_DAPHNE = "stock-daphne"
+
+
 class DaphneServer:
-    """One `manage.py serve` process (daphne on a main and a rim-compatible port).
+    """One server process on a main and a rim-compatible port: `manage.py serve`, or
+    with `kind=STOCK_DAPHNE` the `daphne` command on rimsite.asgi:application.
 
     The database is a SQLite file in `workdir` unless `env` names a DATABASE_URL; it is
     migrated at the first start. stop()/kill() and start() again keep the same ports
-    and database, like a restarted server.
+    and database, like a restarted server. `env` may name a DJANGO_SETTINGS_MODULE
+    (tests that run the server with a faulty part); the test run's own never leaks in.
     """
 
-    def __init__(self, workdir: Path, env: dict[str, str] | None = None, name: str = "daphne"):
+    def __init__(
+        self,
+        workdir: Path,
+        env: dict[str, str] | None = None,
+        name: str = "daphne",
+        kind: str = RIM_SERVER,
+    ):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.name = name
+        self.kind = kind
         self.port = free_port()
         self.compat_port = free_port()
+        inherited = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
         self.env = {
-            **os.environ,
+            **inherited,
             "DATABASE_URL": f"sqlite:///{self.workdir / 'db.sqlite3'}",
             "RIM_PASSWORD_HASHERS": FAST_HASHER,
             "RIM_HOST": "127.0.0.1",
@@ -65,8 +81,6 @@ class DaphneServer:
             "PYTHONUNBUFFERED": "1",
             **(env or {}),
         }
-        # The parent test run's settings must not leak into the server's.
-        self.env.pop("DJANGO_SETTINGS_MODULE", None)
         if "REDIS_URL" not in (env or {}):
             self.env.pop("REDIS_URL", None)
         self.process: subprocess.Popen | None = None
@@ -107,7 +121,7 @@ class DaphneServer:
         log.write(f"--- start {self.starts}\n")
         log.flush()
         self.process = subprocess.Popen(
-            [sys.executable, "manage.py", "serve"],
+            self.command(),
             cwd=ROOT,
             env=self.env,
             stdout=log,
@@ -117,6 +131,14 @@ class DaphneServer:
         wait_for_port(self.port, process=self.process)
         wait_for_port(self.compat_port, process=self.process)
         return self
+
+    def command(self) -> list[str]:
+        if self.kind == RIM_SERVER:
+            return [sys.executable, "manage.py", "serve"]
+        endpoints = []
+        for port in (self.port, self.compat_port):
+            endpoints += ["-e", f"tcp:port={port}:interface=127.0.0.1"]
+        return [sys.executable, "-m", "daphne", *endpoints, "rimsite.asgi:application"]
 
     def stop(self) -> None:
         self._signal(signal.SIGTERM)

@@ -479,8 +479,10 @@ async def test_a_member_added_while_logging_in_receives_the_group_live(team, con
     assert (await carol.msg_push())["msgId"] == msg_id
 
 
-async def test_a_dropped_last_message_is_delivered_at_the_next_heart(team, connect, monkeypatch):
-    monkeypatch.setattr(consumers, "CATCH_UP_INTERVAL", 0.0)
+async def test_a_dropped_last_message_is_delivered_at_the_next_heart(
+    team, connect, monkeypatch, settings
+):
+    settings.RIM_TAIL_CHECK_INTERVAL = 0.0
     alice = await connect(user=team.alice, token=team.token(team.alice))
     bob = await connect(user=team.bob, token=team.token(team.bob))
     DroppingLayer(monkeypatch)
@@ -495,8 +497,10 @@ async def test_a_dropped_last_message_is_delivered_at_the_next_heart(team, conne
     await assert_all_quiet(alice, bob)
 
 
-async def test_a_heart_checks_the_tail_at_most_once_per_interval(team, connect, monkeypatch):
-    monkeypatch.setattr(consumers, "CATCH_UP_INTERVAL", 3600.0)
+async def test_a_heart_checks_the_tail_at_most_once_per_interval(
+    team, connect, monkeypatch, settings
+):
+    settings.RIM_TAIL_CHECK_INTERVAL = 3600.0
     alice = await connect(user=team.alice, token=team.token(team.alice))
     bob = await connect(user=team.bob, token=team.token(team.bob))
     DroppingLayer(monkeypatch)

@@ -204,7 +204,7 @@ class TailState:
 
 
 def tail_state(*, user_id: int, token_id: int) -> TailState:
-    status = accounts.session_status(token_id=token_id)
+    status = accounts.session_status(user_id=user_id, token_id=token_id)
     if status != accounts.SESSION_ALIVE:
         return TailState(session=status, groups={})
     return TailState(session=status, groups=following(user_id=user_id))

@@ -22,7 +22,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.live import DaphneServer, api, frame, free_port, register, wait_for_port
+from tests.live import RIM_SERVER, DaphneServer, api, frame, free_port, register, wait_for_port
 from tests.services import unreachable
 
 # Seconds any single wait for a frame may take; generous for a loaded 2-core machine.
@@ -135,11 +135,12 @@ class WsClient:
         return found
 
     async def closed_with(self, timeout: float = FRAME_TIMEOUT) -> int | None:
-        """Wait for the server to close the connection; its close code."""
+        """Wait for the server to close the connection, keeping the frames that come
+        before (acks by clientMsgId, pushes in order); its close code."""
         try:
             async with asyncio.timeout(timeout):
                 while True:
-                    await self.ws.recv()
+                    await self._read_one(timeout)
         except ConnectionClosed as closed:
             return closed.rcvd.code if closed.rcvd else None
 
@@ -155,8 +156,10 @@ class ServerPool:
         self.workdir = workdir
         self.servers: list[DaphneServer] = []
 
-    def new(self, name: str, env: dict[str, str] | None = None) -> DaphneServer:
-        server = DaphneServer(self.workdir / name, env=env, name=name)
+    def new(
+        self, name: str, env: dict[str, str] | None = None, kind: str = RIM_SERVER
+    ) -> DaphneServer:
+        server = DaphneServer(self.workdir / name, env=env, name=name, kind=kind)
         self.servers.append(server)
         return server
 
