@@ -167,14 +167,9 @@ class RimWebSocketProtocol(WebSocketProtocol):
         self.backlogged = True
         log.info("event=ws_backlog_close client=%s", self.client_addr)
         metrics.CLOSES.add(str(CLOSE_BACKLOG))
+        # autobahn drops the connection if the close is not answered within this.
+        self.closeHandshakeTimeout = settings.RIM_WS_BACKLOG_GRACE
         self.sendCloseFrame(code=CLOSE_BACKLOG, reasonUtf8=b"too slow", isReply=False)
-        from twisted.internet import reactor
-
-        reactor.callLater(settings.RIM_WS_BACKLOG_GRACE, self.cut_off)
-
-    def cut_off(self) -> None:
-        if self.transport is not None and self.transport.connected:
-            self.transport.abortConnection()
 
     def connectionLost(self, reason):
         super().connectionLost(reason)
@@ -234,8 +229,12 @@ class RimServer(Server):
         super().listen_success(port)
 
     def handle_sigterm(self) -> None:
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGTERM, self.begin_shutdown)
+        """Replace Twisted's SIGTERM handler (which stops the reactor at once). Twisted
+        owns the signal wake-up fd, so asyncio's add_signal_handler would never fire:
+        a plain handler hands over to the reactor's thread, as Twisted's own does."""
+        from twisted.internet import reactor
+
+        signal.signal(signal.SIGTERM, lambda *_: reactor.callFromThread(self.begin_shutdown))
 
     def begin_shutdown(self) -> None:
         if self.stopping is None:

@@ -138,7 +138,10 @@ class DaphneServer:
         endpoints = []
         for port in (self.port, self.compat_port):
             endpoints += ["-e", f"tcp:port={port}:interface=127.0.0.1"]
-        return [sys.executable, "-m", "daphne", *endpoints, "rimsite.asgi:application"]
+        # As README's "Other ASGI servers" runs it: daphne's access log would print
+        # query strings, and GET /api/user/token?token= carries a token.
+        quiet = ["--access-log", os.devnull]
+        return [sys.executable, "-m", "daphne", *quiet, *endpoints, "rimsite.asgi:application"]
 
     def stop(self) -> None:
         self._signal(signal.SIGTERM)

@@ -5,7 +5,16 @@ is a file), and watermarks that only rise."""
 import pytest
 
 from chat.models import Group, Membership, Message
-from chat.services import create_group, mark_delivered, mark_read, send_message
+from chat.services import (
+    REMOVE,
+    change_members,
+    create_group,
+    entries_between,
+    mark_delivered,
+    mark_read,
+    members_version,
+    send_message,
+)
 from infra.errors import NotMember, UnknownMessage
 from tests.rest_helpers import group_of, run_in_threads, send
 
@@ -291,3 +300,18 @@ def test_concurrent_one_to_one_chat_creation_yields_one_chat(make_user):
     assert len({group.pk for group in results}) == 1
     assert Group.objects.count() == 1
     assert Membership.objects.filter(group=results[0]).count() == 2
+
+
+def test_what_a_connection_repairs_is_read_for_members_only(alice, bob, make_user):
+    """entries_between (gap and tail repairs) and members_version (the check behind a
+    new members version) answer None for someone outside the group: no lost
+    member.left event lets a removed user read on."""
+    group = group_of(alice, bob)
+    send(alice, group)
+    outsider = make_user()
+    assert entries_between(user_id=outsider.pk, gid=group.pk, after_seq=0, upto_seq=10) is None
+    assert members_version(user_id=outsider.pk, gid=group.pk) is None
+    entries = entries_between(user_id=bob.pk, gid=group.pk, after_seq=0, upto_seq=10)
+    assert [entry.seq for entry in entries] == [1]
+    change_members(user=alice, gid=group.pk, uids=[bob.pk], op=REMOVE)
+    assert entries_between(user_id=bob.pk, gid=group.pk, after_seq=0, upto_seq=10) is None

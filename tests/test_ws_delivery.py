@@ -400,6 +400,26 @@ async def test_concurrent_senders_are_seen_in_contiguous_seq_order_by_everyone(c
     await assert_all_quiet(*observers, *senders)
 
 
+async def test_a_removed_member_whose_leave_and_next_entry_were_lost_gets_nothing(
+    team, connect, monkeypatch
+):
+    """Its member.left lost, and the first message after its removal lost too: the next
+    one carries a new members version, so the connection asks the database before it
+    pushes (or repairs the hole), and stops following the group."""
+    alice = await connect(user=team.alice, token=team.token(team.alice))
+    bob = await connect(user=team.bob, token=team.token(team.bob))
+    DroppingLayer(monkeypatch, event_type="member.left")
+    await rest(
+        team.alice, "group/user/change", {"gid": team.gid, "uids": [team.bob.pk], "opType": 2}
+    )
+    DroppingLayer(monkeypatch, event_type="chat.entry")
+    await alice.msg(team.gid, "lost, and not for bob")
+    await alice.msg(team.gid, "not for bob either")
+    await bob.assert_quiet()
+    refused = await bob.request("Msg", gid=team.gid, content="still in?")
+    assert refused["content"] == "not_member"
+
+
 async def test_a_dropped_fan_out_is_repaired_in_order_at_the_next_event(team, connect, monkeypatch):
     alice = await connect(user=team.alice, token=team.token(team.alice))
     alice_tablet = await connect(user=team.alice, token=team.token(team.alice))

@@ -250,7 +250,8 @@ class DroppingLayer:
         if message.get("type") != self.event_type or self.remaining <= 0:
             return False
         self.remaining -= 1
-        self.dropped.append(json.loads(message["push"])["body"]["msgId"])
+        if "push" in message:
+            self.dropped.append(json.loads(message["push"])["body"]["msgId"])
         return True
 
     async def group_send(self, group: str, message: dict) -> None:

@@ -239,13 +239,14 @@ class PrivateRedis:
     """A redis-server of our own on a free port, to stop and start at will without
     disturbing the shared one."""
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, *extra_args: str):
         binary = shutil.which("redis-server")
         if binary is None:
             pytest.fail("redis-server is not installed: the fault tests need it")
         self.binary = binary
         self.workdir = workdir
         self.port = free_port()
+        self.extra_args = list(extra_args)
         self.process: subprocess.Popen | None = None
 
     @property
@@ -267,6 +268,7 @@ class PrivateRedis:
                 "no",
                 "--daemonize",
                 "no",
+                *self.extra_args,
             ],
             cwd=self.workdir,
             stdout=log,

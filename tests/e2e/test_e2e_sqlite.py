@@ -1,9 +1,12 @@
-"""End to end on the embedded stack: one `manage.py serve` process (daphne on the main
-and the rim-compatible port) with a file SQLite database and the in-memory layer,
-spoken to by a real WebSocket client.
+"""End to end on the embedded stack: one server process (on the main and the
+rim-compatible port) with a file SQLite database and the in-memory layer, spoken to by
+a real WebSocket client. Every test runs against rim's server (`manage.py serve`) and
+against stock daphne (`daphne rimsite.asgi:application`), the deployment Channels
+documents.
 
-One server serves the whole module (each test registers its own users); the crash test
-kills and restarts it, which is what a restart looks like to every later test too.
+One server of each serves the whole module (each test registers its own users); the
+crash test kills and restarts it, which is what a restart looks like to every later
+test too.
 """
 
 import asyncio
@@ -23,7 +26,7 @@ from tests.e2e.conftest import (
     new_user,
     server_pool,
 )
-from tests.live import ApiError, api
+from tests.live import RIM_SERVER, STOCK_DAPHNE, ApiError, api
 
 pytestmark = pytest.mark.e2e
 
@@ -32,12 +35,13 @@ MAX_CONTENT = 4096
 MAX_FRAME = 4 * MAX_CONTENT
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
+@pytest.fixture(scope="module", params=[RIM_SERVER, STOCK_DAPHNE])
+def server(request, tmp_path_factory):
     with server_pool(tmp_path_factory.mktemp("sqlite-e2e")) as pool:
         daphne = pool.new(
-            "daphne",
+            request.param,
             env_for_tests(RIM_MAX_CONTENT=str(MAX_CONTENT), RIM_MAX_FRAME=str(MAX_FRAME)),
+            kind=request.param,
         )
         daphne.start()
         yield daphne
@@ -176,9 +180,11 @@ async def test_kill_9_after_50_acks_loses_nothing(server):
 
 
 async def test_frame_over_transport_limit_closes_only_that_connection(server):
-    """A frame over RIM_MAX_FRAME closes its connection with 1009; the server and
-    another connection (which then sends and receives) carry on. A content just over
-    RIM_MAX_CONTENT, inside the frame limit, is an error ack, not a close."""
+    """A frame over RIM_MAX_FRAME closes its connection with 1009 (under stock daphne,
+    whose transport does not know rim's limit, the application closes it with 4009);
+    the server and another connection (which then sends and receives) carry on. A
+    content just over RIM_MAX_CONTENT, inside the frame limit, is an error ack, not a
+    close."""
     alice = await in_thread(new_user, server.http_url, "alice")
     bob = await in_thread(new_user, server.http_url, "bob")
     gid = await in_thread(create_group, server.http_url, alice, [bob])
@@ -205,7 +211,7 @@ async def test_frame_over_transport_limit_closes_only_that_connection(server):
                 }
             )
         )
-        assert await big.closed_with() == 1009
+        assert await big.closed_with() == (1009 if server.kind == RIM_SERVER else 4009)
 
         assert (await other.request("Heart"))["content"] == "Ok"
         ack = await other.send_msg(gid, "still here")

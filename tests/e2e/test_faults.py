@@ -12,9 +12,11 @@ import time
 
 import psycopg
 import pytest
+import redis as redis_py
 
 from tests.e2e.conftest import (
     Cluster,
+    PrivateRedis,
     WsClient,
     connected,
     create_group,
@@ -254,3 +256,80 @@ async def test_postgres_outage_answers_server_error_and_connections_survive(pg_s
     finally:
         for client in (ca, cb, late):
             await client.close()
+
+
+@pytest.fixture
+def hanging_redis(tmp_path):
+    """A private Redis that can be made to hang (DEBUG SLEEP) without going down."""
+    redis = PrivateRedis(tmp_path, "--enable-debug-command", "local")
+    redis.start()
+    try:
+        yield redis
+    finally:
+        redis.kill()
+
+
+def hang(redis: PrivateRedis, seconds: float) -> None:
+    """Make `redis` answer nothing for `seconds` (it blocks in DEBUG SLEEP)."""
+    client = redis_py.Redis.from_url(redis.url, socket_timeout=seconds + 5)
+    try:
+        client.execute_command("DEBUG", "SLEEP", str(seconds))
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("layer", ["core", "pubsub"])
+async def test_a_hung_redis_delays_live_pushes_only_never_acks_or_reads(
+    tmp_path, hanging_redis, layer
+):
+    """Redis not down but unresponsive for 8 s: acks and reads go on at their usual
+    pace (nothing on the database path waits for the layer, publishing is
+    fire-and-forget), a connection keeps reading frames past 32 sends, and when Redis
+    answers again every member has every message, in order, once."""
+    require_services()
+    with fresh_postgres_database() as database_url, server_pool(tmp_path) as pool:
+        server = pool.new(
+            "daphne",
+            env_for_tests(
+                DATABASE_URL=database_url,
+                REDIS_URL=hanging_redis.url,
+                RIM_CHANNEL_LAYER=layer,
+                RIM_LAYER_TIMEOUT="2",
+            ),
+        )
+        server.start()
+        alice, bob = await in_thread(users, server, "alice", "bob")
+        gid = await in_thread(create_group, server.http_url, alice, [bob])
+        ca = await connected(server.ws_url, alice)
+        cb = await connected(server.ws_url, bob)
+        try:
+            first = (await ca.send_msg(gid, "before"))["serverMsgId"]
+            assert (await cb.next_push())["body"]["msgId"] == first
+            hung = asyncio.ensure_future(in_thread(hang, hanging_redis, 8))
+            await asyncio.sleep(0.3)
+            started = time.monotonic()
+            read = await cb.request("Read", gid=gid, msg_id=first)
+            assert read["content"] == "Ok"
+            assert time.monotonic() - started < 1.5, "a Read waited for Redis"
+            sent = [first]
+            for n in range(40):  # more than the 32 events a connection runs at once
+                ack = await ca.send_msg(gid, f"during {n}", timeout=3)
+                sent.append(ack["serverMsgId"])
+            during = time.monotonic() - started
+            assert during < 6, f"40 sends took {during:.1f} s while Redis hung"
+            assert not hung.done(), "Redis answered too early for the test to mean anything"
+            await hung
+            # Redis answers again: what the layer dropped is repaired at the next event.
+            deadline = time.monotonic() + 20
+            pushes: list[dict] = []
+            while time.monotonic() < deadline:
+                last = (await ca.send_msg(gid, "after"))["serverMsgId"]
+                sent.append(last)
+                pushes += await cb.quiet(1.0)
+                if pushes and pushes[-1]["body"]["msgId"] == last:
+                    break
+            received = [first, *[p["body"]["msgId"] for p in pushes]]
+        finally:
+            await ca.close()
+            await cb.close()
+    assert received == sent, "every message, in order, once"
