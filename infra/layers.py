@@ -8,6 +8,12 @@ from collections import deque
 from channels.exceptions import ChannelFull
 from channels.layers import InMemoryChannelLayer
 from channels_redis.core import RedisChannelLayer
+from channels_redis.pubsub import (
+    RedisPubSubChannelLayer,
+    RedisPubSubLoopLayer,
+    RedisSingleShardConnection,
+)
+from channels_redis.utils import _wrap_close, decode_hosts
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -192,3 +198,127 @@ class ProcessChannelLayer(InMemoryChannelLayer):
                 inbox.messages = None
                 if inbox.waiter is None:
                     del self.channels[channel]
+
+
+class RimPubSubLayer(RedisPubSubChannelLayer):
+    """channels-redis's pub/sub layer (the engine stays channels-redis), made cheaper
+    per message where profiles of rim's fan-out found its cost:
+
+    - publishing: a batch of events (infra.publish hands them over together) goes out
+      in one pipelined round trip, in order, instead of one PUBLISH at a time under
+      the shard's lock, each waiting for its reply;
+    - receiving: a message is deserialized once and the same event is given to every
+      local channel of the group (rim never mutates events), instead of once per
+      channel;
+    - each channel waits on a slotted Inbox instead of an asyncio.Queue;
+    - the reader blocks on the pub/sub connection instead of polling it with a 0.1 s
+      timeout per message.
+    """
+
+    def _get_layer(self):
+        loop = asyncio.get_running_loop()
+        layer = self._layers.get(loop)
+        if layer is None:
+            layer = self._layers[loop] = RimPubSubLoopLayer(
+                *self._args, **self._kwargs, channel_layer=self
+            )
+            _wrap_close(self, loop)
+        return layer
+
+    async def group_send_many(self, events: list[tuple[str, dict]]) -> None:
+        await self._get_layer().group_send_many(events)
+
+
+class RimPubSubLoopLayer(RedisPubSubLoopLayer):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._shards = [
+            RimShardConnection(host, self) for host in decode_hosts(kwargs.get("hosts"))
+        ]
+
+    async def _subscribe_to_channel(self, channel):
+        self.channels[channel] = Inbox()
+        await self._get_shard(channel).subscribe(channel)
+
+    async def receive(self, channel):
+        if channel not in self.channels:
+            await self._subscribe_to_channel(channel)
+        inbox = self.channels[channel]
+        try:
+            while not inbox.messages:
+                inbox.waiter = asyncio.get_running_loop().create_future()
+                await inbox.waiter
+        except (asyncio.CancelledError, TimeoutError, GeneratorExit):
+            # The consumer is closing (as the stock receive assumes): forget the channel.
+            if self.channels.pop(channel, None) is not None:
+                try:
+                    await self._get_shard(channel).unsubscribe(channel)
+                except BaseException:
+                    log.exception("event=layer_unsubscribe_failed")
+            raise
+        finally:
+            inbox.waiter = None
+        message = inbox.messages.popleft()
+        if not inbox.messages:
+            inbox.messages = None
+        return message
+
+    async def group_send_many(self, events: list[tuple[str, dict]]) -> None:
+        by_shard: dict[RimShardConnection, list[tuple[str, bytes]]] = {}
+        for group, message in events:
+            name = self._get_group_channel_name(group)
+            data = self.channel_layer.serialize(message)
+            by_shard.setdefault(self._get_shard(name), []).append((name, data))
+        for shard, batch in by_shard.items():
+            await shard.publish_many(batch)
+
+    def deliver(self, name: str, data: bytes) -> None:
+        """A message from Redis for a channel or group of ours: decoded once, then
+        shared."""
+        targets = [name] if name in self.channels else self.groups.get(name, ())
+        message = None
+        for channel in targets:
+            inbox = self.channels.get(channel)
+            if inbox is None:
+                continue
+            if message is None:
+                message = self.channel_layer.deserialize(data)
+            if inbox.messages is None:
+                inbox.messages = deque()
+            inbox.messages.append(message)
+            if inbox.waiter is not None and not inbox.waiter.done():
+                inbox.waiter.set_result(None)
+
+
+class RimShardConnection(RedisSingleShardConnection):
+    async def publish_many(self, batch: list[tuple[str, bytes]]) -> None:
+        async with self._lock:
+            self._ensure_redis()
+            pipeline = self._redis.pipeline(transaction=False)
+            for name, data in batch:
+                pipeline.publish(name, data)
+            await pipeline.execute()
+
+    async def _do_receiving(self):
+        while True:
+            try:
+                if self._pubsub and self._pubsub.subscribed:
+                    message = await self._pubsub.get_message(
+                        ignore_subscribe_messages=True, timeout=None
+                    )
+                    self._receive_message(message)
+                else:
+                    await asyncio.sleep(0.1)
+            except (asyncio.CancelledError, TimeoutError, GeneratorExit):
+                raise
+            except BaseException:
+                log.exception("event=layer_receive_failed")
+                await asyncio.sleep(1)
+
+    def _receive_message(self, message):
+        if message is None or message["type"] != "message":
+            return
+        name = message["channel"]
+        if isinstance(name, bytes):
+            name = name.decode()
+        self.channel_layer.deliver(name, message["data"])

@@ -212,7 +212,7 @@ if REDIS_URL:
         "default": {
             "BACKEND": {
                 "core": "infra.layers.RetryingRedisChannelLayer",
-                "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                "pubsub": "infra.layers.RimPubSubLayer",
             }[RIM_CHANNEL_LAYER],
             "CONFIG": {
                 "hosts": [

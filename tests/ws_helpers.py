@@ -245,6 +245,9 @@ class DroppingLayer:
         original_now = getattr(self.layer, "group_send_now", None)
         if original_now is not None:
             monkeypatch.setattr(self.layer, "group_send_now", self.send_now(original_now))
+        original_many = getattr(self.layer, "group_send_many", None)
+        if original_many is not None:
+            monkeypatch.setattr(self.layer, "group_send_many", self.send_many(original_many))
 
     def drops(self, message: dict) -> bool:
         if message.get("type") != self.event_type or self.remaining <= 0:
@@ -257,6 +260,14 @@ class DroppingLayer:
     async def group_send(self, group: str, message: dict) -> None:
         if not self.drops(message):
             await self.original_send(group, message)
+
+    def send_many(self, original):
+        async def group_send_many(events: list[tuple[str, dict]]) -> None:
+            await original(
+                [(group, message) for group, message in events if not self.drops(message)]
+            )
+
+        return group_send_many
 
     def send_now(self, original):
         def group_send_now(group: str, message: dict) -> None:
