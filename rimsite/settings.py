@@ -317,14 +317,21 @@ if not DEBUG:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("RIM_HSTS_INCLUDE_SUBDOMAINS", True)
     SECURE_HSTS_PRELOAD = env_bool("RIM_HSTS_PRELOAD", False)
 
+# plain: one readable line per record; json: one JSON object per line, for a log
+# collector (infra.logformat).
+RIM_LOG_FORMAT = env_str("RIM_LOG_FORMAT", "plain")
+if RIM_LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured(f"RIM_LOG_FORMAT must be plain or json, got {RIM_LOG_FORMAT!r}")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "infra.logformat.JsonFormatter"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console": {"class": "logging.StreamHandler", "formatter": RIM_LOG_FORMAT},
     },
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
