@@ -25,6 +25,7 @@ import redis
 from asgiref.sync import markcoroutinefunction
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.utils import load_backend
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.cache import add_never_cache_headers
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
@@ -185,9 +186,15 @@ class Check:
 
 
 def database_answers() -> None:
-    """SELECT 1 on a new connection, closed after: what every request would find, not
-    the state of a connection that broke since the last check."""
-    connection = connections.create_connection(DEFAULT_DB_ALIAS)
+    """SELECT 1 on a connection of its own, closed after: whether the database can be
+    reached now, not the state of a connection that broke since the last check. It
+    bypasses the pool (PostgreSQL): a process whose pool is busy is saturated, not
+    unready, and a probe that waited for the pool would take every busy process out
+    of rotation at once."""
+    configured = connections.settings[DEFAULT_DB_ALIAS]
+    options = {key: value for key, value in configured["OPTIONS"].items() if key != "pool"}
+    direct = {**configured, "OPTIONS": options}
+    connection = load_backend(direct["ENGINE"]).DatabaseWrapper(direct, DEFAULT_DB_ALIAS)
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")

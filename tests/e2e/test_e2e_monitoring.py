@@ -12,7 +12,9 @@ import json
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
+import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -29,7 +31,7 @@ from tests.e2e.conftest import (
     server_pool,
     use_token_everywhere,
 )
-from tests.live import fresh_postgres_database
+from tests.live import POSTGRES_ADMIN_URL, api, fresh_postgres_database
 
 pytestmark = pytest.mark.e2e
 
@@ -228,3 +230,54 @@ def test_readyz_follows_redis_and_postgres(tmp_path, private_redis):
         finally:
             restore_database(database)
         assert wait_for_probe(server, "/readyz", 200) == both
+
+
+@pytest.mark.services
+def test_readyz_does_not_wait_for_a_busy_pool(tmp_path):
+    """Every pooled connection is taken (two logins stuck behind a table lock): the
+    process is saturated, not unready, and /readyz answers 200 at once instead of
+    queueing for the pool."""
+    require_services()
+    with fresh_postgres_database() as database_url, server_pool(tmp_path) as pool:
+        env = env_for_tests(
+            DATABASE_URL=database_url,
+            RIM_DB_POOL_MIN="1",
+            RIM_DB_POOL_MAX="2",
+            RIM_DB_WORKERS="1",  # idle here: no WebSocket, its connection stays in the pool
+            RIM_DB_POOL_TIMEOUT="30",
+            RIM_READY_TIMEOUT="5",
+        )
+        server = pool.new("daphne", env)
+        server.start()
+        alice = new_user(server.http_url, "alice")
+        login = {"account": alice.account, "password": "secret-pw"}
+        with psycopg.connect(database_url) as locker, ThreadPoolExecutor(2) as clients:
+            locker.execute("LOCK TABLE accounts_user IN ACCESS EXCLUSIVE MODE")
+            stuck = [clients.submit(api, server.http_url, "user/login", login) for _ in range(2)]
+            try:
+                wait_for_lock_waiters(database_url.rsplit("/", 1)[1], 2)
+                started = time.monotonic()
+                ready = {"status": "ready", "checks": {"database": "ok"}}
+                assert probe(server, "/readyz") == (200, ready)
+                assert time.monotonic() - started < 5
+            finally:
+                locker.rollback()  # the lock goes, the logins finish
+            for login_answer in stuck:
+                assert isinstance(login_answer.result(timeout=30), str)
+
+
+def wait_for_lock_waiters(database: str, count: int) -> None:
+    """Until `count` connections to `database` wait for a lock."""
+    deadline = time.monotonic() + SETTLE
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+        while True:
+            (waiting,) = admin.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = %s AND wait_event_type = 'Lock'",
+                (database,),
+            ).fetchone()
+            if waiting >= count:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{waiting} of {count} connections wait for the lock")
+            time.sleep(0.05)
