@@ -28,6 +28,10 @@ class Tally:
         self.documentation = documentation
         self.label = label
         self.counts: defaultdict[str | None, int] = defaultdict(int)
+        if label is None:
+            # Exported as 0 before the first add: a counter that appears only at its
+            # first increment hides that increment from rate().
+            self.counts[None] = 0
 
     def add(self, key: str | None = None, amount: int = 1) -> None:
         self.counts[key] += amount

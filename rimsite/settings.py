@@ -90,6 +90,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: probes and scrapers call the process by its address, which
+    # ALLOWED_HOSTS does not list, and over plain HTTP (infra.monitoring).
+    "infra.monitoring.MonitoringEndpoints",
+    "infra.monitoring.CountRestRequests",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -276,6 +280,17 @@ RIM_LOGIN_TIMEOUT = env_float("RIM_LOGIN_TIMEOUT", 30.0)
 RIM_MAX_CONNECTIONS_PER_IP = env_int("RIM_MAX_CONNECTIONS_PER_IP", 50)
 # Proxies whose X-Forwarded-For is believed (their own addresses), e.g. "127.0.0.1".
 RIM_TRUSTED_PROXIES = frozenset(env_list("RIM_TRUSTED_PROXIES", []))
+# /metrics answers loopback clients, and others that send this as a Bearer token
+# (unset: nobody else). Long enough that guessing it over the network is hopeless.
+RIM_METRICS_TOKEN = env_str("RIM_METRICS_TOKEN", "")
+_METRICS_TOKEN_MIN_LENGTH = 16
+if RIM_METRICS_TOKEN and len(RIM_METRICS_TOKEN) < _METRICS_TOKEN_MIN_LENGTH:
+    raise ImproperlyConfigured(
+        f"RIM_METRICS_TOKEN must be at least {_METRICS_TOKEN_MIN_LENGTH} characters long"
+    )
+# Seconds /readyz waits for the database and for Redis (keep it below the probe's own
+# timeout).
+RIM_READY_TIMEOUT = env_float("RIM_READY_TIMEOUT", 2.0)
 # v2 conversation rules (PROTOCOL.md §6): seconds after sending that a sender may recall
 # or edit, and seconds without a connection before a user is shown offline.
 RIM_RECALL_WINDOW = env_float("RIM_RECALL_WINDOW", 120.0)
@@ -317,14 +332,21 @@ if not DEBUG:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("RIM_HSTS_INCLUDE_SUBDOMAINS", True)
     SECURE_HSTS_PRELOAD = env_bool("RIM_HSTS_PRELOAD", False)
 
+# plain: one readable line per record; json: one JSON object per line, for a log
+# collector (infra.logformat).
+RIM_LOG_FORMAT = env_str("RIM_LOG_FORMAT", "plain")
+if RIM_LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured(f"RIM_LOG_FORMAT must be plain or json, got {RIM_LOG_FORMAT!r}")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "infra.logformat.JsonFormatter"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console": {"class": "logging.StreamHandler", "formatter": RIM_LOG_FORMAT},
     },
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {

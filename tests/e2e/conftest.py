@@ -18,11 +18,22 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.live import RIM_SERVER, DaphneServer, api, frame, free_port, register, wait_for_port
+from tests.live import (
+    POSTGRES_ADMIN_URL,
+    RIM_SERVER,
+    ApiError,
+    DaphneServer,
+    api,
+    frame,
+    free_port,
+    register,
+    wait_for_port,
+)
 from tests.services import unreachable
 
 # Seconds any single wait for a frame may take; generous for a loaded 2-core machine.
@@ -235,6 +246,35 @@ async def in_thread(function, *args):
     return await asyncio.to_thread(function, *args)
 
 
+async def use_token_everywhere(server: DaphneServer) -> User:
+    """A session that uses its token everywhere a token travels: REST login, Bearer
+    header, GET /api/user/token?token=..., WebSocket Login, a refused Login, Logout and
+    REST logout. The user, once the server has logged all of it."""
+    alice = await in_thread(new_user, server.http_url, "alice")
+    query = f"user/token?token={alice.token}"
+    owner = await in_thread(api, server.http_url, query, None, alice.token)
+    assert owner["id"] == alice.uid
+    # A query string the server refuses is a classic place for it to end up in a log.
+    with pytest.raises(ApiError):
+        await in_thread(api, server.http_url, f"{query}x", None, alice.token)
+    client = await WsClient.open(server.ws_url, "alice")
+    try:
+        refused = await client.request("Login", uid=alice.uid + 1000, content=alice.token)
+        assert refused["content"] == "auth_failed"
+        await client.login(alice.uid, alice.token)
+        assert (await client.request("Logout"))["content"] == "Ok"
+    finally:
+        await client.close()
+    assert await in_thread(api, server.http_url, "user/logout", {}, alice.token) is True
+    await asyncio.sleep(0.5)  # the close is logged after the socket goes
+    return alice
+
+
+def assert_no_token(text: str, token: str) -> None:
+    for form in (token, token.replace("-", ""), token.upper()):
+        assert form not in text
+
+
 class PrivateRedis:
     """A redis-server of our own on a free port, to stop and start at will without
     disturbing the shared one."""
@@ -325,6 +365,25 @@ def start_pair(a: DaphneServer, b: DaphneServer) -> None:
 
 async def _start_both(a: DaphneServer, b: DaphneServer) -> None:
     await asyncio.gather(asyncio.to_thread(a.start), asyncio.to_thread(b.start))
+
+
+def cut_database(name: str, *, refuse_new: bool) -> int:
+    """Terminate every connection to database `name` (and, with `refuse_new`, refuse
+    new ones) as a PostgreSQL restart or failover does. The number terminated."""
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+        if refuse_new:
+            admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+        rows = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        ).fetchall()
+    return len(rows)
+
+
+def restore_database(name: str) -> None:
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
 
 
 def require_services() -> None:

@@ -10,7 +10,6 @@ terminated, as when PostgreSQL restarts or fails over; then it comes back.
 import asyncio
 import time
 
-import psycopg
 import pytest
 import redis as redis_py
 
@@ -20,16 +19,18 @@ from tests.e2e.conftest import (
     WsClient,
     connected,
     create_group,
+    cut_database,
     env_for_tests,
     history,
     in_thread,
     new_user,
     pid_redis_db,
     require_services,
+    restore_database,
     server_pool,
     start_pair,
 )
-from tests.live import POSTGRES_ADMIN_URL, REDIS_URL, ApiError, api, fresh_postgres_database
+from tests.live import REDIS_URL, ApiError, api, fresh_postgres_database
 
 pytestmark = [pytest.mark.services, pytest.mark.e2e]
 
@@ -159,25 +160,6 @@ def pg_server(tmp_path):
         )
         server.start()
         yield server, database_url.rsplit("/", 1)[1]
-
-
-def cut_database(name: str, *, refuse_new: bool) -> int:
-    """Terminate every connection to database `name` (and, with `refuse_new`, refuse
-    new ones) as a PostgreSQL restart or failover does. The number terminated."""
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
-        if refuse_new:
-            admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
-        rows = admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = %s AND pid <> pg_backend_pid()",
-            (name,),
-        ).fetchall()
-    return len(rows)
-
-
-def restore_database(name: str) -> None:
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
 
 
 async def test_postgres_outage_answers_server_error_and_connections_survive(pg_server):

@@ -1,10 +1,14 @@
 """`manage.py serve`: one daphne process on rim's ports, with limits from settings."""
 
+import logging
+
 from daphne.cli import CommandLineInterface
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from infra.server import RimServer
+
+log = logging.getLogger("rim.serve")
 
 LISTEN_BACKLOG = 1024
 
@@ -31,7 +35,8 @@ class Command(BaseCommand):
                 "-e",
                 f"tcp:port={port}:interface={_twisted_host(host)}:backlog={LISTEN_BACKLOG}",
             ]
-        self.stdout.write(f"rim serving on {', '.join(f'{host}:{p}' for p in ports)}")
+        # A log record, not a print: with RIM_LOG_FORMAT=json every line is JSON.
+        log.info("event=serving listen=%s", ",".join(f"{host}:{port}" for port in ports))
         RimCommandLine().run(
             [
                 *endpoints,
