@@ -234,9 +234,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         serverMsgId. Acks keep the order of the frames (each waits for the one
         before), also when calls about different groups run on different workers.
         Past MAX_IN_FLIGHT events the loop waits: a flood slows only its sender."""
+        arrived = asyncio.get_running_loop().time()
         if len(self.in_flight) >= MAX_IN_FLIGHT:
             await asyncio.wait(self.in_flight, return_when=asyncio.FIRST_COMPLETED)
-        arrived = asyncio.get_running_loop().time()
         task = asyncio.create_task(self.answer(event, work, self.last_answer, arrived))
         self.last_answer = task
         lifecycle.track(task)
@@ -312,13 +312,13 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if session is None or session.user.pk != event.uid:
             raise AuthFailed("the token is unknown, expired or not this user's")
         await self.unbind()
+        await self.bind(session, gids)
         try:
-            await self.bind(session, gids)
             state = await db(services.sync_state, user_id=self.uid, limit=settings.RIM_SYNC_LIMIT)
         except Exception:
             # The Login fails as a whole (one server_error ack), instead of an Ok
-            # followed by a server_error, or a bound connection that follows no group
-            # (the layer failed) or knows no group's seq, and silently drops pushes.
+            # followed by a server_error, or a bound connection that knows no group's
+            # seq and silently drops pushes.
             for gid in gids:
                 self.delivery.follow(gid, 0, 0)
             await self.unbind()
@@ -329,20 +329,28 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         await self.delivery.pushed_after_login(state.entries)
 
     async def bind(self, session: accounts.Session, gids: list[int]) -> None:
-        self.uid = session.user.pk
+        """Join the user's layer groups, then act for the user. If the layer fails, the
+        Login fails whole and leaves nothing joined: a bound connection that follows
+        no group would silently drop pushes."""
+        uid = session.user.pk
+        layer_groups = [account_events.user_channel(uid), *map(events.group_channel, gids)]
+        try:
+            async with asyncio.timeout(settings.RIM_LAYER_TIMEOUT):
+                await asyncio.gather(
+                    *(self.channel_layer.group_add(g, self.channel_name) for g in layer_groups)
+                )
+        except BaseException:
+            await self.leave_layer_groups(layer_groups)
+            raise
+        self.uid = uid
         self.token_id = session.token_id
         self.expires_at = session.expires_at.timestamp()
         self.revoked = False
         self.login_timer.cancel()
-        self.delivery.start(self.uid)
-        layer_groups = [account_events.user_channel(self.uid), *map(events.group_channel, gids)]
-        async with asyncio.timeout(settings.RIM_LAYER_TIMEOUT):
-            await asyncio.gather(
-                *(self.channel_layer.group_add(g, self.channel_name) for g in layer_groups)
-            )
-        presence.tracker().connected(self.uid)
+        self.delivery.start(uid)
+        presence.tracker().connected(uid)
         metrics.LOGGED_IN.value += 1
-        log.info("event=ws_login conn=%s uid=%s groups=%d", self.conn_label, self.uid, len(gids))
+        log.info("event=ws_login conn=%s uid=%s groups=%d", self.conn_label, uid, len(gids))
 
     async def unbind(self) -> None:
         """Stop acting for the user: leave its layer groups and restart the login
@@ -358,7 +366,11 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if not self.closing:
             loop = asyncio.get_running_loop()
             self.login_timer = loop.call_later(settings.RIM_LOGIN_TIMEOUT, self.check_login)
-        layer_groups = [account_events.user_channel(uid), *map(events.group_channel, gids)]
+        await self.leave_layer_groups(
+            [account_events.user_channel(uid), *map(events.group_channel, gids)]
+        )
+
+    async def leave_layer_groups(self, layer_groups: list[str]) -> None:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(settings.RIM_LAYER_TIMEOUT):
                 await asyncio.gather(

@@ -69,11 +69,10 @@ class DatabaseWorker:
             if self.breakages_seen != _breakages:
                 self.breakages_seen = _breakages
                 drop_connection_if(_unusable)
-            started = time.monotonic()
             outcomes = []
             with publish.collecting() as events:
                 for func, kwargs, future, queued_at in batch:
-                    metrics.DB_WAIT.observe(started - queued_at)
+                    metrics.DB_WAIT.observe(time.monotonic() - queued_at)
                     try:
                         outcomes.append((future, func(**kwargs), None))
                     except BaseException as exc:  # whatever it is, its caller gets it

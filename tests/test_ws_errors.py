@@ -18,6 +18,7 @@ from rest_framework.test import APIClient
 from accounts import services as accounts
 from accounts.models import Token, User
 from chat import consumers, services
+from infra import metrics, presence
 from tests import ws_helpers
 from tests.ws_helpers import (
     assert_all_quiet,
@@ -618,4 +619,8 @@ async def test_a_login_whose_layer_join_fails_is_one_server_error_and_not_bound(
 
     monkeypatch.setattr(layer, "group_add", redis_down)
     bob = await connect()
+    logged_in = metrics.LOGGED_IN.value
     await assert_login_fails_whole(bob, team)
+    # Never counted as logged in, nor seen online (nor, later, offline).
+    assert metrics.LOGGED_IN.value == logged_in
+    assert not await presence.tracker().online({team.bob.pk})
