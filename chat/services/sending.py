@@ -20,6 +20,7 @@ from chat.entries import message_entry
 from chat.models import Group, Membership, Message
 from chat.services.access import access_group, message_in_group
 from infra.errors import NotMember
+from infra.sql import prepared_cursor
 
 _MESSAGE = Message._meta.db_table
 _GROUP = Group._meta.db_table
@@ -93,7 +94,7 @@ def _why_not_stored(sender_id: int, gid: int, client_msg_id: str, reply_to: int 
 # commit, and checks membership and the replied-to message, in one statement.
 _MAY_SEND = (
     f"EXISTS (SELECT 1 FROM {_MEMBERSHIP} WHERE group_id = %(gid)s AND user_id = %(uid)s) "
-    f"AND (%(reply)s IS NULL OR EXISTS "
+    f"AND (CAST(%(reply)s AS BIGINT) IS NULL OR EXISTS "
     f"(SELECT 1 FROM {_MESSAGE} WHERE id = %(reply)s AND group_id = %(gid)s))"
 )
 _COLUMNS = (
@@ -108,7 +109,7 @@ _VALUES = "%(kind)s, %(content)s, %(cmid)s, %(reply)s, FALSE, %(now)s, %(now)s"
 # refusal (the slow path tells which).
 _SEND_POSTGRESQL = (
     f"WITH g AS (UPDATE {_GROUP} SET last_seq = last_seq + 1, "
-    "message_count = message_count + 1, last_msg_id = nextval(%(id_sequence)s) "
+    "message_count = message_count + 1, last_msg_id = nextval(CAST(%(id_sequence)s AS regclass)) "
     f"WHERE id = %(gid)s AND {_MAY_SEND} AND NOT EXISTS (SELECT 1 FROM {_MESSAGE} "
     "WHERE sender_id = %(uid)s AND client_msg_id = %(cmid)s) "
     "RETURNING last_seq, message_count, last_msg_id, members_version), "
@@ -130,7 +131,7 @@ def _message_id_sequence() -> str:
 def _store_postgresql(sender_id, gid, kind, content, client_msg_id, reply_to, now):
     params = _params(sender_id, gid, kind, content, client_msg_id, reply_to, now)
     params["id_sequence"] = _message_id_sequence()
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(_SEND_POSTGRESQL, params)
         return cursor.fetchone()
 
@@ -206,9 +207,15 @@ def _check_watermark_target(user_id: int, gid: int, msg_id: int) -> None:
     message_in_group(gid=gid, msg_id=msg_id)
 
 
+def _hot_cursor():
+    """A cursor for the hot path's statements: prepared once per connection on
+    PostgreSQL (infra.sql); SQLite caches its statements itself."""
+    return prepared_cursor() if connection.vendor == "postgresql" else connection.cursor()
+
+
 def mark_delivered(*, user_id: int, gid: int, msg_id: int) -> bool:
     """The delivered watermark rises to `msg_id`'s seq. True if it rose."""
-    with connection.cursor() as cursor:
+    with _hot_cursor() as cursor:
         cursor.execute(_RAISE_DELIVERED, {"gid": gid, "uid": user_id, "msg": msg_id})
         changed = cursor.rowcount > 0
     if not changed:
@@ -219,7 +226,7 @@ def mark_delivered(*, user_id: int, gid: int, msg_id: int) -> bool:
 def mark_read(*, user_id: int, gid: int, msg_id: int, client_msg_id: str | None = None) -> bool:
     """The read (and delivered) watermark rises to `msg_id`'s seq; the other members
     are told. True if it rose."""
-    with connection.cursor() as cursor:
+    with _hot_cursor() as cursor:
         cursor.execute(_RAISE_READ, {"gid": gid, "uid": user_id, "msg": msg_id})
         raised = cursor.fetchone()
     if raised is None:
