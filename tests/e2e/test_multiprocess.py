@@ -334,3 +334,39 @@ async def test_idle_connection_survives_a_quiet_layer(cluster):
     finally:
         await ca.close()
         await cb.close()
+
+
+async def test_a_recall_an_edit_and_a_reaction_reach_the_other_process(cluster):
+    """v2 changes cross processes like messages: alice on A recalls, edits and reacts;
+    bob on B gets each push in the group's seq order, and alice's other device on B
+    too."""
+    a, b = cluster.a, cluster.b
+    alice, bob = await in_thread(users, a, "alice", "bob")
+    gid = await in_thread(create_group, a.http_url, alice, [bob])
+    phone = await connected(a.ws_url, alice, "alice-phone")
+    tablet = await connected(b.ws_url, alice, "alice-tablet")
+    cb = await connected(b.ws_url, bob)
+    try:
+        kept = (await phone.send_msg(gid, "keep me, fix me"))["serverMsgId"]
+        gone = (await phone.send_msg(gid, "wrong chat"))["serverMsgId"]
+        for client in (cb, tablet):
+            await client.collect_pushes(2)
+        for event, fields in (
+            ("Recall", {"msg_id": gone}),
+            ("Edit", {"msg_id": kept, "content": "kept, fixed"}),
+            ("React", {"msg_id": kept, "content": "👍"}),
+        ):
+            ack = await phone.request(event, gid=gid, **fields)
+            assert ack["content"] == "Ok", ack
+        for client in (cb, tablet):
+            pushes = await client.collect_pushes(3)
+            assert [(p["event"], p["body"]["msgId"], p["body"]["seq"]) for p in pushes] == [
+                ("Recall", gone, 3),
+                ("Edit", kept, 4),
+                ("React", kept, 5),
+            ]
+            assert pushes[1]["body"]["content"] == "kept, fixed"
+        assert await phone.quiet(0.5) == []
+    finally:
+        for client in (phone, tablet, cb):
+            await client.close()
