@@ -1,9 +1,9 @@
 from django.contrib import admin
 from django.urls import path, re_path
-from django.views.generic import TemplateView
 
 from accounts import views as accounts
 from chat import views as chat
+from chat.page import ClientPage
 from infra.api import not_found
 
 api = [
@@ -35,7 +35,7 @@ urlpatterns = [
     # Unknown API routes answer in the envelope, also with DEBUG on.
     re_path(r"^api/", not_found),
     path("admin/", admin.site.urls),
-    path("", TemplateView.as_view(template_name="client.html"), name="client"),
+    path("", ClientPage.as_view(), name="client"),
 ]
 
 handler404 = "infra.api.not_found"
