@@ -81,5 +81,8 @@ const kindOf = (msg) => KINDS[msg.kind] || KINDS.Text;
 /** The content of a message as nodes (or a string) for its bubble. */
 export const renderContent = (msg, options) => kindOf(msg).render(msg.content, options);
 
+/** What a recalled message shows instead of its content. */
+export const RECALLED_TEXT = 'Message recalled';
+
 /** One line of text for lists, notifications and announcements. */
-export const plainPreview = (msg) => kindOf(msg).preview(msg.content);
+export const plainPreview = (msg) => (msg.recalled ? RECALLED_TEXT : kindOf(msg).preview(msg.content));

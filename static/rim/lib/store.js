@@ -11,12 +11,17 @@
 //   conv [conv] a conversation's details: group, peer or members
 //   open        which conversation is open
 //   message [msg]  a message was added (own pending ones too), confirmed or changed
+//                  (recalled, edited, reacted to)
 //   history [conv] many messages of a conversation changed at once
+//   reply [conv]   the message a conversation's composer replies to
 //   users [uid] a user became known or changed
+//   presence [uid] a user went online or offline
+//   typing [gid]   who is typing in a conversation
 //   contacts    friends or friend requests
 //   connection  the WebSocket's state (state.connection)
 
 import { isNarrow } from './dom.js';
+import { refreshState } from './message-state.js';
 import { nowText } from './time.js';
 
 const STORE_PEER_READ = 'rim.peerRead.';
@@ -29,6 +34,8 @@ export const state = {
   outbox: new Map(), // clientMsgId -> pending own message
   unknownPushes: [], // {event, body} of pushes for groups not (yet) in the list
   acked: new Map(), // gid -> highest msgId acknowledged as delivered
+  presence: new Map(), // uid -> {online, lastSeen}
+  typing: new Map(), // gid -> Set of the uids typing there
   friends: [],
   requests: [],
   sentRequests: new Set(),
@@ -91,6 +98,8 @@ export function signedOut() {
   state.convs.clear();
   state.outbox.clear();
   state.acked.clear();
+  state.presence.clear();
+  state.typing.clear();
   state.unknownPushes = [];
   state.friends = [];
   state.requests = [];
@@ -136,6 +145,8 @@ function newConv(group) {
     nextPage: 2,
     hasOlder: false,
     draft: '',
+    replyTo: null, // the message the composer replies to
+    seenSeq: 0, // highest seq of the group pushed to this client (messages and changes)
   };
 }
 
@@ -247,11 +258,36 @@ export function setDraft(conv, text) {
   conv.draft = text;
 }
 
+/** The message the composer replies to (null: none). */
+export function setReplyTo(conv, msg) {
+  if (conv.replyTo === msg) return;
+  conv.replyTo = msg;
+  notify('reply', conv);
+}
+
 // ---------------------------------------------------------------------------
 // messages
 
+const validReactions = (list) =>
+  (Array.isArray(list) ? list : [])
+    .filter((r) => r && typeof r.emoji === 'string' && Number.isInteger(r.count) && r.count > 0)
+    .map((r) => ({ emoji: r.emoji, count: r.count, mine: r.mine === true }));
+
 /** A message as the client keeps it, from whichever source it came. */
-function newMessage({ id, gid, uid, kind, content, clientMsgId, createTime, status = 'sent' }) {
+function newMessage({
+  id,
+  gid,
+  uid,
+  kind,
+  content,
+  clientMsgId,
+  createTime,
+  status = 'sent',
+  replyTo,
+  recalled,
+  editTime,
+  reactions,
+}) {
   return {
     id,
     gid,
@@ -262,6 +298,11 @@ function newMessage({ id, gid, uid, kind, content, clientMsgId, createTime, stat
     createTime: createTime ?? null,
     status, // pending, sent (stored), read (by another member) or failed
     error: null, // why it failed
+    replyTo: Number.isInteger(replyTo) ? replyTo : null,
+    recalled: recalled === true,
+    editTime: typeof editTime === 'string' ? editTime : null,
+    reactions: validReactions(reactions), // [{emoji, count, mine}]
+    reactionsSeen: new Map(), // "uid emoji" -> on, as the last React push said
   };
 }
 
@@ -272,7 +313,7 @@ export const messageFromInfo = (m) => newMessage({ ...m, clientMsgId: m.client_m
 export const messageFromPush = (b) => newMessage({ ...b, id: b.msgId, createTime: b.createTime ?? nowText() });
 
 /** One of ours, from the composer: pending until the server acknowledges it. */
-export const ownMessage = (conv, kind, content, clientMsgId) =>
+export const ownMessage = (conv, kind, content, clientMsgId, replyTo = null) =>
   newMessage({
     id: null,
     gid: conv.gid,
@@ -282,6 +323,7 @@ export const ownMessage = (conv, kind, content, clientMsgId) =>
     clientMsgId,
     createTime: nowText(),
     status: 'pending',
+    replyTo,
   });
 
 /** Confirmed messages by id, then own pending ones in send order: the order they show in. */
@@ -305,8 +347,9 @@ export function addMessage(conv, msg) {
 }
 
 /**
- * A page of history rows ({msg, user}); returns the messages that were new. Whoever
- * asked for the page redraws, so there is no notification per message.
+ * A page of history rows ({msg, user}); returns the messages that were new. Messages
+ * already there take the page's state (recalled, edited, reactions). Whoever asked
+ * for the page redraws, so there is no notification per message.
  */
 export function addHistory(conv, rows) {
   markReadByOthers(conv, rows.map((row) => row.msg));
@@ -314,9 +357,42 @@ export function addHistory(conv, rows) {
   for (const row of rows) {
     rememberUser(row.user);
     const msg = messageFromInfo(row.msg);
-    if (storeMessage(conv, msg)) added.push(msg);
+    const known = conv.messages.get(msg.id);
+    if (known) refreshState(known, msg);
+    else if (storeMessage(conv, msg)) added.push(msg);
   }
   return added;
+}
+
+/** The copies of a message the client holds: the loaded one and the list's newest. */
+function copiesOf(conv, id) {
+  const copies = new Set([conv.messages.get(id), conv.last?.id === id ? conv.last : undefined]);
+  copies.delete(undefined);
+  return [...copies];
+}
+
+/**
+ * A change to a confirmed message (recall, edit, reaction): `apply(msg)` changes one
+ * copy and says whether it did. Only the copies held change: a message not loaded
+ * comes in its current state with its history page.
+ */
+export function changeMessage(conv, id, apply) {
+  for (const msg of copiesOf(conv, id)) {
+    if (!apply(msg)) continue;
+    notify('message', msg);
+    if (msg === conv.last) notify('convs');
+  }
+}
+
+/**
+ * A push of the group's seq arrived: false if this client had it already (pushed live
+ * and again by the offline sync or a repair), so that a change applies once.
+ */
+export function noteSeq(conv, seq) {
+  if (!Number.isInteger(seq)) return true;
+  if (seq <= conv.seenSeq) return false;
+  conv.seenSeq = seq;
+  return true;
 }
 
 /** After a reconnect the open conversation's messages were re-synced: redraw it whole. */
@@ -455,6 +531,27 @@ export function setFilter(text) {
 
 export function setRichMode(on) {
   state.richMode = on;
+}
+
+// ---------------------------------------------------------------------------
+// live signals: presence and typing
+
+export function setPresence(uid, online, lastSeen) {
+  const known = state.presence.get(uid);
+  if (known && known.online === online && known.lastSeen === lastSeen) return;
+  state.presence.set(uid, { online, lastSeen });
+  notify('presence', uid);
+}
+
+/** Whether uid is typing in gid. */
+export function setTyping(gid, uid, typing) {
+  const typists = state.typing.get(gid) ?? new Set();
+  if (typists.has(uid) === typing) return;
+  if (typing) typists.add(uid);
+  else typists.delete(uid);
+  if (typists.size) state.typing.set(gid, typists);
+  else state.typing.delete(gid);
+  notify('typing', gid);
 }
 
 export function setConnection(patch) {

@@ -1,6 +1,7 @@
 // The conversation list from the server: groups and the chat list (newest message and
-// unread count per conversation), members, and users met along the way. Refreshes are
-// coalesced: at most one runs, and one more follows if asked for meanwhile.
+// unread count per conversation), members, users met along the way, and whether the
+// people of one-to-one chats are online. Refreshes are coalesced: at most one runs,
+// and one more follows if asked for meanwhile.
 
 import { api, isServerRefusal, q } from '../lib/api.js';
 import { toast } from '../lib/dom.js';
@@ -22,6 +23,7 @@ import {
   upsertConv,
 } from '../lib/store.js';
 import { reloadOpenConversation } from './history.js';
+import { refreshPresence } from './presence.js';
 import { scheduleRead } from './receipts.js';
 
 const CHAT_LIST_PAGE = 100;
@@ -101,6 +103,7 @@ async function loadConversations() {
   for (const push of takeBufferedPushes()) if (state.convs.has(push.body.gid)) dispatchPush(push.event, push.body);
   const open = state.convs.get(state.openGid);
   if (open && isConvVisible(open)) scheduleRead(open);
+  await refreshPresence();
 }
 
 const listWait = { timer: 0 };

@@ -10,8 +10,9 @@ import { addPending, confirmPending, ownMessage, setMessageStatus, state } from 
 const RETRY_MS = 1000;
 const inFlight = new Set(); // clientMsgIds whose Msg awaits its ack
 
-export function sendMessage(conv, kind, content) {
-  const msg = ownMessage(conv, kind, content, newClientMsgId());
+/** replyTo: the id of the message this one answers, or null. */
+export function sendMessage(conv, kind, content, replyTo = null) {
+  const msg = ownMessage(conv, kind, content, newClientMsgId(), replyTo);
   addPending(conv, msg);
   transmit(msg);
 }
@@ -26,11 +27,13 @@ async function transmit(msg) {
   inFlight.add(msg.clientMsgId);
   let ack;
   try {
+    const reply = msg.replyTo === null ? {} : { replyTo: msg.replyTo };
     ack = await request('Msg', {
       kind: msg.kind,
       gid: msg.gid,
       content: msg.content,
       clientMsgId: msg.clientMsgId,
+      ...reply,
     });
   } catch {
     return; // still pending: resent after the next login

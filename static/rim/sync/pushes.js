@@ -1,29 +1,40 @@
 // What the server pushes, event by event. PUSH_HANDLERS is the dispatch table: a new
-// push (Recall, Edit, Typing…) is one more entry, its handler changing the store.
+// push is one more entry, its handler changing the store. Messages and read marks are
+// handled here; changes to messages in changes.js, typing and presence in their own
+// modules.
 
 import { plainPreview } from '../lib/content.js';
 import { announce } from '../lib/dom.js';
+import { refreshState } from '../lib/message-state.js';
 import { onPush } from '../lib/socket.js';
 import {
   addMessage,
+  changeMessage,
   confirmPending,
   convName,
   isConvVisible,
   isMine,
   markPeerRead,
   messageFromPush,
+  noteSeq,
   setLast,
   setReadState,
   setUnread,
   state,
   userName,
 } from '../lib/store.js';
+import { CHANGE_PUSHES } from './changes.js';
 import { awaitConversation, fetchUser } from './conversations.js';
+import { PRESENCE_PUSHES } from './presence.js';
 import { scheduleAck, scheduleRead } from './receipts.js';
+import { TYPING_PUSHES, stoppedTyping } from './typing.js';
 
 const PUSH_HANDLERS = {
   Msg: onMsgPush,
   Read: onReadPush,
+  ...CHANGE_PUSHES,
+  ...TYPING_PUSHES,
+  ...PRESENCE_PUSHES,
 };
 
 export function listenToPushes() {
@@ -38,11 +49,17 @@ function onMsgPush(body) {
     awaitConversation('Msg', body);
     return;
   }
+  noteSeq(conv, body.seq);
   applyIncoming(conv, messageFromPush(body));
 }
 
 function applyIncoming(conv, msg) {
-  if (conv.messages.has(msg.id)) return; // duplicate (at-least-once offline sync)
+  stoppedTyping(conv.gid, msg.uid);
+  if (conv.messages.has(msg.id) || conv.last?.id === msg.id) {
+    // a duplicate (at-least-once offline sync), perhaps recalled or edited since
+    changeMessage(conv, msg.id, (known) => refreshState(known, msg, { withReactions: false }));
+    return;
+  }
 
   // our own message, sent from this tab, echoed before its ack arrived
   const own = isMine(msg) && msg.clientMsgId && state.outbox.get(msg.clientMsgId);
