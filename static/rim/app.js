@@ -2,7 +2,8 @@
 //
 // It speaks the wire contract of docs/protocol.md: the REST API under /api/ (every
 // answer is the {ok, code, msg, data} envelope) and the WebSocket at /ws (client events
-// Login/Msg/Read/Heart/Logout/Ack, one MsgAck per event, Msg/Read pushes).
+// Login/Msg/Read/Heart/Logout/Ack and v2's Recall/Edit/React/Typing, one MsgAck per
+// event; Msg/Read pushes and v2's Recall/Edit/React/Typing/Presence pushes).
 //
 // Layout: lib/ has what knows nothing of the screen's parts (DOM helpers, content
 // rendering, the REST and WebSocket clients, the store); sync/ moves data between the
@@ -23,9 +24,13 @@ import { initComposer } from './views/composer.js';
 import { initContacts } from './views/contacts.js';
 import { focusOpenItem, initConvList } from './views/conv-list.js';
 import { initGroups } from './views/groups.js';
+import { initMessageMenu } from './views/message-menu.js';
 import { initPane, openConversation } from './views/pane.js';
+import { initPresence } from './views/presence.js';
+import { initReply } from './views/reply.js';
 import { EXPIRED, initSession, leaveApp, restoreSession } from './views/session.js';
 import { initTabs } from './views/tabs.js';
+import { initTyping } from './views/typing.js';
 
 function onLoggedIn(reconnected) {
   resendPending();
@@ -45,6 +50,10 @@ function wire() {
   initConvList((gid) => openConversation(gid));
   initPane(focusOpenItem);
   initComposer();
+  initReply();
+  initMessageMenu();
+  initPresence();
+  initTyping();
   initContacts();
   initGroups();
   for (const button of document.querySelectorAll('dialog [data-close]')) {

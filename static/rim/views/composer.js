@@ -1,10 +1,13 @@
 // The composer: the message box (Enter sends, Shift+Enter breaks the line), the rich
-// text toggle, the image-by-URL dialog, and each conversation's unsent draft.
+// text toggle, the image-by-URL dialog, each conversation's unsent draft, the reply
+// being written (Escape cancels it) and the Typing events while text is typed.
 
 import { byId, formError, isNarrow, toast } from '../lib/dom.js';
-import { setDraft, setRichMode, state } from '../lib/store.js';
+import { setDraft, setReplyTo, setRichMode, state } from '../lib/store.js';
 import { safeHttpUrl } from '../lib/url.js';
 import { sendMessage } from '../sync/outbox.js';
+import { typingIn } from '../sync/typing.js';
+import { cancelReply } from './reply.js';
 
 const MAX_CONTENT_BYTES = 65_536;
 const MAX_HEIGHT_PX = 160;
@@ -21,7 +24,8 @@ function submitComposer() {
     toast('This message is too long to send.', 'error');
     return;
   }
-  sendMessage(conv, state.richMode ? 'RichText' : 'Text', text);
+  sendMessage(conv, state.richMode ? 'RichText' : 'Text', text, conv.replyTo?.id ?? null);
+  setReplyTo(conv, null);
   input().value = '';
   setDraft(conv, '');
   autosize();
@@ -67,7 +71,10 @@ function submitImage(event) {
     return;
   }
   byId('image-dialog').close();
-  if (conv) sendMessage(conv, 'Image', url);
+  if (conv) {
+    sendMessage(conv, 'Image', url, conv.replyTo?.id ?? null);
+    setReplyTo(conv, null);
+  }
   focusComposer();
 }
 
@@ -80,11 +87,15 @@ export function initComposer() {
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && e.keyCode !== 229) {
       e.preventDefault();
       submitComposer();
-    } else if (e.key === 'Escape' && isNarrow()) {
-      byId('back-btn').click();
+    } else if (e.key === 'Escape') {
+      if (!cancelReply() && isNarrow()) byId('back-btn').click();
     }
   });
-  input().addEventListener('input', autosize);
+  input().addEventListener('input', () => {
+    autosize();
+    const conv = openConv();
+    if (conv && input().value.trim()) typingIn(conv);
+  });
   byId('rich-btn').addEventListener('click', (e) => {
     setRichMode(!state.richMode);
     e.currentTarget.setAttribute('aria-pressed', String(state.richMode));

@@ -7,6 +7,7 @@ import { directWith, displayName, state, subscribe } from '../lib/store.js';
 import { ACCEPT, REJECT, addFriend, answerRequest, findByAccount, refreshContacts } from '../sync/contacts.js';
 import { refreshConversations } from '../sync/conversations.js';
 import { openConversation } from './pane.js';
+import { withPresence } from './presence.js';
 import { selectTab } from './tabs.js';
 
 /** A person in a list (contacts, search result, group members), with actions on the right. */
@@ -15,7 +16,7 @@ export function personRow(user, testid, ...actions) {
   return h(
     'li',
     { class: 'person', 'data-testid': testid, 'data-uid': user.id },
-    avatarEl(name, user.avatar),
+    withPresence(avatarEl(name, user.avatar), user.id),
     h(
       'span',
       { class: 'person-text' },
@@ -149,6 +150,7 @@ export function clearSearch() {
 
 export function initContacts() {
   subscribe('contacts', render);
+  subscribe('presence', render);
   byId('search-form').addEventListener('submit', searchAccount);
   byId('contacts-refresh').addEventListener('click', () => {
     refreshContacts();

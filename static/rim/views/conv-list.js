@@ -1,5 +1,6 @@
 // The conversation list in the sidebar, its filter, and the unread total (tab count
-// and page title). Redrawn whole from the store whenever the list changes.
+// and page title). Redrawn whole from the store whenever the list changes. A
+// one-to-one chat shows whether its other person is online.
 
 import { avatarEl } from '../lib/avatar.js';
 import { plainPreview } from '../lib/content.js';
@@ -16,6 +17,7 @@ import {
   userName,
 } from '../lib/store.js';
 import { listTime } from '../lib/time.js';
+import { withPresence } from './presence.js';
 
 const countText = (n) => (n > 99 ? '99+' : String(n));
 
@@ -62,7 +64,9 @@ function convItem(conv, onOpen) {
         'data-mode': conv.group.mode,
         onclick: () => onOpen(conv.gid),
       },
-      avatarEl(name, convAvatarUrl(conv)),
+      conv.group.mode === 1 && conv.peer
+        ? withPresence(avatarEl(name, convAvatarUrl(conv)), conv.peer.id)
+        : avatarEl(name, convAvatarUrl(conv)),
       h(
         'span',
         { class: 'conv-body' },
@@ -99,5 +103,6 @@ export function initConvList(onOpen) {
   const draw = () => render(onOpen);
   subscribe('convs', draw);
   subscribe('users', draw);
+  subscribe('presence', draw);
   byId('conv-filter').addEventListener('input', (e) => setFilter(e.currentTarget.value.trim()));
 }

@@ -1,9 +1,10 @@
 // The conversation pane: opening and closing a conversation, its header, the message
 // list with its scroll position (stuck to the bottom unless the reader scrolled up),
-// and older pages on demand. Keeps the drawn list in step with the store's messages.
+// older pages on demand, and jumping to the original of a reply. Keeps the drawn list
+// in step with the store's messages.
 
 import { avatarEl } from '../lib/avatar.js';
-import { byId, h, isNarrow } from '../lib/dom.js';
+import { byId, h, isNarrow, toast } from '../lib/dom.js';
 import {
   convAvatarUrl,
   convName,
@@ -19,13 +20,19 @@ import { loadMembers } from '../sync/conversations.js';
 import { loadHistoryPage } from '../sync/history.js';
 import { readOpenConversation } from '../sync/receipts.js';
 import { autosize, focusComposer, switchDraft } from './composer.js';
-import { messageEl, updateMessageEl } from './message.js';
+import { messageEl, refreshMessageEl } from './message.js';
+import { stopEditing } from './message-edit.js';
+import { closeMenu } from './message-menu.js';
 
 const NEAR_BOTTOM_PX = 80;
+const HIGHLIGHT_MS = 2000;
+// A reply's original further back than this many pages is not searched for.
+const MAX_PAGES_TO_ORIGINAL = 20;
 
 const pane = {
   stickToBottom: true,
   drawn: new WeakMap(), // message -> its <li>, while shown
+  jumping: false, // a jump to a reply's original is loading pages
 };
 
 const openConv = () => state.convs.get(state.openGid);
@@ -44,6 +51,7 @@ export async function openConversation(gid, { focus = true } = {}) {
   const conv = state.convs.get(gid);
   if (!conv) return;
   switchDraft(openConv(), conv);
+  stopEditing();
   setOpen(gid);
   byId('pane-empty').hidden = true;
   byId('chat').hidden = false;
@@ -92,12 +100,15 @@ function renderChatHeader(conv) {
 // ---------------------------------------------------------------------------
 // Messages
 
+const drawOptions = (conv) => ({
+  onImageLoad: () => {
+    if (pane.stickToBottom) scrollToBottom();
+  },
+  onJump: (msgId) => jumpToMessage(conv, msgId),
+});
+
 function drawMessage(conv, msg, prev) {
-  const el = messageEl(conv, msg, prev, {
-    onImageLoad: () => {
-      if (pane.stickToBottom) scrollToBottom();
-    },
-  });
+  const el = messageEl(conv, msg, prev, drawOptions(conv));
   pane.drawn.set(msg, el);
   return el;
 }
@@ -108,6 +119,7 @@ const shownEl = (msg) => {
 };
 
 function renderMessages(conv, { keepScroll = false } = {}) {
+  closeMenu();
   const box = byId('messages');
   const list = byId('msg-list');
   const fromBottom = box.scrollHeight - box.scrollTop;
@@ -162,7 +174,7 @@ function syncMessage(conv, msg, ordered) {
     el.remove(); // confirmed, but history had brought it meanwhile: that copy shows
     return;
   }
-  updateMessageEl(el, msg);
+  refreshMessageEl(el, conv, msg, drawOptions(conv));
   if (index >= 0 && nextShown(ordered, index) !== el.nextElementSibling) {
     // a confirmed message moves from among the pending ones to its id's place
     el.remove();
@@ -174,7 +186,17 @@ function onMessages(messages) {
   const conv = openConv();
   if (!conv) return;
   const ordered = orderedMessages(conv);
-  for (const msg of messages) if (msg.gid === conv.gid) syncMessage(conv, msg, ordered);
+  const changed = new Set();
+  for (const msg of messages) {
+    if (msg.gid !== conv.gid) continue;
+    syncMessage(conv, msg, ordered);
+    if (msg.id !== null) changed.add(msg.id);
+  }
+  // replies quote what their original says now (edited, recalled)
+  for (const msg of ordered) {
+    const el = changed.has(msg.replyTo) ? shownEl(msg) : null;
+    if (el) refreshMessageEl(el, conv, msg, drawOptions(conv));
+  }
 }
 
 function nearBottom() {
@@ -187,6 +209,38 @@ function scrollToBottom() {
   box.scrollTop = box.scrollHeight;
   pane.stickToBottom = true;
   byId('jump-latest').hidden = true;
+}
+
+/**
+ * Shows a reply's original: older pages load until it is there, then it scrolls into
+ * view, takes the focus and is highlighted for a moment.
+ */
+async function jumpToMessage(conv, msgId) {
+  if (pane.jumping) return;
+  pane.jumping = true;
+  try {
+    for (let pages = 0; !conv.messages.has(msgId) && conv.hasOlder && pages < MAX_PAGES_TO_ORIGINAL; pages += 1) {
+      const rows = await loadHistoryPage(conv, conv.nextPage);
+      if (!rows || state.openGid !== conv.gid) return;
+      renderMessages(conv, { keepScroll: true });
+    }
+  } finally {
+    pane.jumping = false;
+  }
+  const msg = conv.messages.get(msgId);
+  const el = msg && state.openGid === conv.gid ? shownEl(msg) : null;
+  if (!el) {
+    toast('The original message is not available.', 'error');
+    return;
+  }
+  el.scrollIntoView({ block: 'center' });
+  pane.stickToBottom = nearBottom();
+  el.tabIndex = -1;
+  el.focus({ preventScroll: true });
+  el.classList.remove('highlight');
+  void el.offsetWidth; // restarts the animation on a second jump
+  el.classList.add('highlight');
+  setTimeout(() => el.classList.remove('highlight'), HIGHLIGHT_MS);
 }
 
 async function loadOlder() {
