@@ -6,7 +6,7 @@ import shutil
 import pytest
 from playwright.sync_api import Browser, expect, sync_playwright
 
-from tests.browser.ui import Client
+from tests.browser.ui import SHORT_WINDOW, Client, befriended_pair
 from tests.live import DaphneServer
 
 CHROMIUM = "/usr/bin/chromium"
@@ -38,11 +38,34 @@ def browser() -> Browser:
         browser.close()
 
 
+def serving(workdir, env: dict[str, str] | None = None):
+    with DaphneServer(workdir, env=env) as srv:
+        yield srv
+
+
 @pytest.fixture(scope="package")
 def server(tmp_path_factory) -> DaphneServer:
     """One server for the tests that do not restart it (users are unique per test)."""
-    with DaphneServer(tmp_path_factory.mktemp("browser-server")) as srv:
-        yield srv
+    yield from serving(tmp_path_factory.mktemp("browser-server"))
+
+
+@pytest.fixture(scope="module")
+def quick_presence(tmp_path_factory) -> DaphneServer:
+    """A server whose presence grace period is 1 s: going offline shows at once."""
+    yield from serving(tmp_path_factory.mktemp("quick-presence"), {"RIM_PRESENCE_GRACE": "1"})
+
+
+@pytest.fixture(scope="module")
+def short_windows(tmp_path_factory) -> DaphneServer:
+    """A server whose recall and edit windows are SHORT_WINDOW seconds."""
+    env = {"RIM_EDIT_WINDOW": str(SHORT_WINDOW), "RIM_RECALL_WINDOW": str(SHORT_WINDOW)}
+    yield from serving(tmp_path_factory.mktemp("short-windows"), env)
+
+
+@pytest.fixture
+def pair(server):
+    """Alice and Bob, friends: (alice, bob, gid of their one-to-one chat)."""
+    return befriended_pair(server)
 
 
 @pytest.fixture

@@ -5,19 +5,11 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.ui import befriend, make_account, send_over_ws, wait_until
+from tests.browser.ui import send_over_ws, wait_until
 
 pytestmark = pytest.mark.browser
 
-EVENTS = {"Login", "Msg", "Read", "Heart", "Logout", "Ack"}
-
-
-@pytest.fixture
-def pair(server):
-    alice = make_account(server, "Alice Liddell")
-    bob = make_account(server, "Bob Builder")
-    gid = befriend(server, alice, bob)
-    return alice, bob, gid
+EVENTS = {"Login", "Msg", "Read", "Heart", "Logout", "Ack", "Typing"}  # Typing: v2, while typing
 
 
 def test_unread_badge_rises_while_away_and_clears_once_read(server, open_client, pair):

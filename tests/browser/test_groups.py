@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.ui import befriend, exact, make_account
+from tests.browser.ui import befriend, exact, make_account, make_group
 from tests.live import api
 
 pytestmark = pytest.mark.browser
@@ -131,15 +131,7 @@ def test_a_message_the_server_refuses_is_marked_not_sent_with_the_reason(server,
     alice_user = make_account(server, "Alice Liddell")
     bob_user = make_account(server, "Bob Builder")
     befriend(server, alice_user, bob_user)
-    gid = api(
-        server.http_url,
-        "group/create",
-        {
-            "group": {"name": "Short-lived", "avatar": "", "mode": 2, "creatorUid": bob_user.uid},
-            "users": [{"uid": alice_user.uid, "role": 1}],
-        },
-        token=bob_user.token,
-    )
+    gid = make_group(server, bob_user, "Short-lived", [alice_user])
     alice = open_client(server).login(alice_user)
     alice.open_conv("Short-lived")
     alice.send("Still here")

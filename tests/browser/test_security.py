@@ -5,7 +5,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.ui import befriend, make_account, send_over_ws
+from tests.browser.ui import befriend, events_over_ws, make_account, send_over_ws
 
 pytestmark = pytest.mark.browser
 
@@ -77,6 +77,30 @@ def test_hostile_text_rich_text_and_image_messages_render_as_text_and_run_nothin
     alice.screenshot("xss-as-text")
 
 
+def test_a_hostile_reaction_and_a_hostile_quoted_original_render_as_text(server, open_client):
+    alice_user = make_account(server, "Alice Liddell")
+    mallory_user = make_account(server, "Mallory")
+    gid = befriend(server, mallory_user, alice_user)
+    emoji = 'é"><img/src=x>'  # one "emoji" to the server: not ASCII, no white space
+    (original,) = send_over_ws(server, mallory_user, gid, [IMG])
+    (reply,) = send_over_ws(server, mallory_user, gid, ["Look at this"], reply_to=original)
+    react = ("React", {"gid": gid, "msgId": original, "content": emoji})
+    assert [ack["content"] for ack in events_over_ws(server, mallory_user, [react])] == ["Ok"]
+
+    alice = open_client(server).login(alice_user)
+    alice.open_conv("Mallory")
+    expect(alice.by_id(reply).get_by_test_id("quote-text")).to_have_text(IMG)
+    chip = alice.by_id(original).get_by_test_id("reaction-chip")
+    expect(chip).to_have_attribute("data-emoji", emoji)
+    expect(chip).to_have_text(f"{emoji}1")
+    chip.click()  # Alice's own, with the same text
+    expect(chip.get_by_test_id("reaction-count")).to_have_text("2")
+    expect(chip).to_have_attribute("aria-pressed", "true")
+    expect(chip).to_be_focused()
+    expect(alice.page.get_by_test_id("msg-list").locator("img")).to_have_count(0)
+    assert_nothing_ran(alice)
+
+
 def test_the_page_forbids_inline_script_by_content_security_policy(server, browser):
     # The tests' contexts bypass CSP to prove the client safe without it; this one does not.
     context = browser.new_context()
@@ -121,3 +145,9 @@ def test_image_messages_show_the_picture(server, open_client):
     expect(image).to_have_js_property("complete", True)
     assert image.evaluate("img => img.naturalWidth") > 0
     expect(alice.conv("Bob Builder").get_by_test_id("conv-preview")).to_have_text("Photo")
+
+    # A change to the message (a reaction) redraws it around the picture, not the picture.
+    image.evaluate("img => { img.dataset.kept = 'yes'; }")
+    bob.react(bob.messages.filter(has=bob.page.get_by_test_id("msg-image")), "❤️")
+    expect(alice.page.get_by_test_id("reaction-chip")).to_have_attribute("data-emoji", "❤️")
+    expect(image).to_have_attribute("data-kept", "yes")

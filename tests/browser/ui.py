@@ -17,6 +17,9 @@ from tests.live import DaphneServer, api, frame
 
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
 PASSWORD = "secret-pw"
+# The short_windows server's recall and edit windows, in seconds: long enough to act
+# within, short enough to wait out.
+SHORT_WINDOW = 8
 _serial = itertools.count(1)
 
 
@@ -58,26 +61,60 @@ def befriend(server: DaphneServer, a: Account, b: Account) -> int:
     raise AssertionError(f"no one-to-one group for {a.account} and {b.account}: {groups}")
 
 
-def send_over_ws(
-    server: DaphneServer, user: Account, gid: int, contents: list[str], kind: str = "Text"
-) -> list[int]:
-    """Send messages as `user` from a raw protocol client; returns their server ids."""
-    ids = []
+def befriended_pair(server: DaphneServer) -> tuple[Account, Account, int]:
+    """Alice and Bob, friends: (alice, bob, the gid of their one-to-one chat)."""
+    alice = make_account(server, "Alice Liddell")
+    bob = make_account(server, "Bob Builder")
+    return alice, bob, befriend(server, alice, bob)
+
+
+def make_group(server: DaphneServer, admin: Account, name: str, members: list[Account]) -> int:
+    """A group created by `admin` (its admin) with `members` as plain members; its gid."""
+    return api(
+        server.http_url,
+        "group/create",
+        {
+            "group": {"name": name, "avatar": "", "mode": 2, "creatorUid": admin.uid},
+            "users": [{"uid": member.uid, "role": 1} for member in members],
+        },
+        token=admin.token,
+    )
+
+
+def events_over_ws(server: DaphneServer, user: Account, events: list[tuple[str, dict]]) -> list:
+    """Send client events (name, body fields) as `user` from a raw protocol client, each
+    after the ack of the one before; returns their acks."""
+    acks = []
     with connect(server.ws_url) as ws:
         ws.send(frame("Login", user.uid, content=user.token, cmid="login"))
         assert json.loads(ws.recv(timeout=10))["content"] == "Ok"
-        for content in contents:
+        for event, fields in events:
             cmid = uuid.uuid4().hex
-            message = json.loads(frame("Msg", user.uid, gid=gid, content=content, cmid=cmid))
-            message["body"]["kind"] = kind
-            ws.send(json.dumps(message))
+            body = {"kind": "Text", "uid": user.uid, "gid": None, "content": "", "msgId": None}
+            ws.send(json.dumps({"event": event, "body": {**body, **fields, "clientMsgId": cmid}}))
             while True:
                 reply = json.loads(ws.recv(timeout=10))
                 if reply.get("clientMsgId") == cmid and "event" not in reply:
                     break
-            assert reply["content"] == "Ok", reply
-            ids.append(reply["serverMsgId"])
-    return ids
+            acks.append(reply)
+    return acks
+
+
+def send_over_ws(
+    server: DaphneServer,
+    user: Account,
+    gid: int,
+    contents: list[str],
+    kind: str = "Text",
+    reply_to: int | None = None,
+) -> list[int]:
+    """Send messages as `user` from a raw protocol client (each a reply to `reply_to`,
+    if given); returns their server ids."""
+    reply = {} if reply_to is None else {"replyTo": reply_to}
+    msgs = [("Msg", {"gid": gid, "kind": kind, "content": text, **reply}) for text in contents]
+    acks = events_over_ws(server, user, msgs)
+    assert all(ack["content"] == "Ok" for ack in acks), acks
+    return [ack["serverMsgId"] for ack in acks]
 
 
 def wait_until(page: Page, condition, timeout: float = 10.0, what: str = "condition") -> None:
@@ -148,10 +185,11 @@ class Client:
     def badge(self, name: str) -> Locator:
         return self.conv(name).get_by_test_id("unread-badge")
 
-    def open_conv(self, name: str) -> None:
+    def open_conv(self, name: str) -> "Client":
         self.page.get_by_test_id("tab-chats").click()
         self.conv(name).click()
         expect(self.page.get_by_test_id("chat-name")).to_have_text(name)
+        return self
 
     # -- messages ------------------------------------------------------------------
 
@@ -179,6 +217,49 @@ class Client:
         )
         return sent
 
+    def msg_id(self, message: Locator) -> int:
+        return int(message.get_attribute("data-msg-id"))
+
+    def by_id(self, msg_id: int) -> Locator:
+        return self.page.locator(f'[data-testid="msg"][data-msg-id="{msg_id}"]')
+
+    def open_menu(self, message: Locator) -> Locator:
+        """Open a message's actions menu; returns the menu."""
+        message.get_by_test_id("msg-menu-button").click()
+        menu = self.page.get_by_test_id("msg-menu")
+        expect(menu).to_be_visible()
+        return menu
+
+    def recall(self, message: Locator) -> None:
+        """Recall from the menu (the item asks once more)."""
+        item = self.open_menu(message).get_by_test_id("msg-action-recall")
+        item.click()
+        expect(item).to_have_text("Recall for everyone?")
+        item.click()
+
+    def edit(self, message: Locator, text: str) -> None:
+        """Edit in place from the menu, saved with Enter (`message` found by id)."""
+        self.open_menu(message).get_by_test_id("msg-action-edit").click()
+        box = message.get_by_test_id("msg-edit-input")
+        expect(box).to_be_focused()
+        box.fill(text)
+        box.press("Enter")
+        expect(box).to_have_count(0)
+
+    def react(self, message: Locator, emoji: str) -> None:
+        self.open_menu(message).locator(
+            f'[data-testid="react-option"][data-emoji="{emoji}"]'
+        ).click()
+
+    def chip(self, message: Locator, emoji: str) -> Locator:
+        return message.locator(f'[data-testid="reaction-chip"][data-emoji="{emoji}"]')
+
+    def events_sent(self, event: str) -> list[dict]:
+        return [f["body"] for f in self.frames_sent if f["event"] == event]
+
+    def pushes(self, event: str) -> list[dict]:
+        return [f["body"] for f in self.frames_received if f.get("event") == event]
+
     # -- evidence --------------------------------------------------------------------
 
     def screenshot(self, name: str, path: Path | None = None) -> None:
@@ -189,3 +270,12 @@ class Client:
             animations="disabled",
             style=".toasts { visibility: hidden !important; }",
         )
+
+
+def in_chat(open_client, server: DaphneServer, a: Account, b: Account) -> tuple[Client, Client]:
+    """a and b logged in, each in a tab of their own with the other's one-to-one chat
+    open."""
+    return (
+        open_client(server).login(a).open_conv(b.name),
+        open_client(server).login(b).open_conv(a.name),
+    )
