@@ -419,3 +419,20 @@ async def test_pushes_of_v1_messages_keep_exactly_their_v1_fields(room):
     }
     assert body["msgId"] == msg_id
     assert json.dumps(body)  # plain JSON all the way
+
+
+async def test_in_a_one_to_one_chat_neither_may_recall_the_others_message(team, connect):
+    """Both members of a one-to-one chat are its admins; that gives neither the
+    power to erase the other's words."""
+
+    @database_sync_to_async
+    def direct_chat() -> int:
+        return services.open_direct_chat(user=team.alice, other_id=team.bob.pk).pk
+
+    gid = await direct_chat()
+    alice = await connect(user=team.alice, token=team.token(team.alice))
+    bob = await connect(user=team.bob, token=team.token(team.bob))
+    msg_id = await alice.msg(gid, "mine to keep")
+    await bob.msg_push()
+    await refused(bob, "Recall", "forbidden", gid=gid, msg_id=msg_id)
+    assert (await alice.request("Recall", gid=gid, msg_id=msg_id))["content"] == "Ok"

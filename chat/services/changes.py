@@ -97,9 +97,10 @@ def recall_message(
     origin: str | None = None,
     moderator: User | None = None,
 ) -> ChangeResult:
-    """Take a message back: its sender within RIM_RECALL_WINDOW, a group admin (or a
-    moderator, from the admin) at any time. Its content and reactions are erased
-    from storage, not hidden. Recalling a recalled message changes nothing."""
+    """Take a message back: its sender within RIM_RECALL_WINDOW, an admin of a group
+    (not of a one-to-one chat) or a moderator from the admin at any time. Its content
+    and reactions are erased from storage, not hidden. Recalling a recalled message
+    changes nothing."""
     if _earlier(user_id, client_msg_id) is not None:
         return NOTHING_CHANGED
     membership = None if moderator else access_group(user_id=user_id, gid=gid)
@@ -108,7 +109,10 @@ def recall_message(
     if message.recalled:
         transaction.set_rollback(True)  # the seq taken is given back
         return NOTHING_CHANGED
-    is_admin = moderator is not None or membership.role == Membership.ADMIN
+    # Both members of a one-to-one chat are its admins: neither erases the other's words.
+    is_admin = moderator is not None or (
+        membership.role == Membership.ADMIN and membership.group.mode == Group.GROUP
+    )
     own = message.sender_id == user_id
     if not is_admin and not (own and _within(settings.RIM_RECALL_WINDOW, message.created_at)):
         if own:
