@@ -25,12 +25,14 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.live import (
     POSTGRES_ADMIN_URL,
+    REDIS_URL,
     RIM_SERVER,
     ApiError,
     DaphneServer,
     api,
     frame,
     free_port,
+    fresh_postgres_database,
     register,
     wait_for_port,
 )
@@ -384,6 +386,23 @@ def cut_database(name: str, *, refuse_new: bool) -> int:
 def restore_database(name: str) -> None:
     with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
         admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+
+
+@contextmanager
+def production_server(workdir: Path, **env: str):
+    """One server on a fresh PostgreSQL database (dropped afterwards) and Redis (this
+    run's own database number unless `env` names a REDIS_URL), started; yields
+    (server, database name)."""
+    require_services()
+    with fresh_postgres_database() as database_url, server_pool(workdir) as pool:
+        server = pool.new(
+            "daphne",
+            env_for_tests(
+                DATABASE_URL=database_url, **{"REDIS_URL": pid_redis_db(REDIS_URL), **env}
+            ),
+        )
+        server.start()
+        yield server, database_url.rsplit("/", 1)[1]
 
 
 def require_services() -> None:

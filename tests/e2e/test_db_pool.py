@@ -17,14 +17,11 @@ import pytest
 from tests.e2e.conftest import (
     connected,
     create_group,
-    env_for_tests,
     in_thread,
     new_user,
-    pid_redis_db,
-    require_services,
-    server_pool,
+    production_server,
 )
-from tests.live import POSTGRES_ADMIN_URL, REDIS_URL, api, fresh_postgres_database
+from tests.live import POSTGRES_ADMIN_URL, api
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
 
@@ -34,19 +31,10 @@ WORKERS = 2
 
 @pytest.fixture
 def pooled_server(tmp_path):
-    require_services()
-    with fresh_postgres_database() as database_url, server_pool(tmp_path) as pool:
-        server = pool.new(
-            "daphne",
-            env_for_tests(
-                DATABASE_URL=database_url,
-                REDIS_URL=pid_redis_db(REDIS_URL),
-                RIM_DB_POOL_MAX=str(POOL_MAX),
-                RIM_DB_WORKERS=str(WORKERS),
-            ),
-        )
-        server.start()
-        yield server, database_url.rsplit("/", 1)[1]
+    with production_server(
+        tmp_path, RIM_DB_POOL_MAX=str(POOL_MAX), RIM_DB_WORKERS=str(WORKERS)
+    ) as server_and_database:
+        yield server_and_database
 
 
 class ConnectionWatch:

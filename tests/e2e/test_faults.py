@@ -24,13 +24,13 @@ from tests.e2e.conftest import (
     history,
     in_thread,
     new_user,
-    pid_redis_db,
+    production_server,
     require_services,
     restore_database,
     server_pool,
     start_pair,
 )
-from tests.live import REDIS_URL, ApiError, api, fresh_postgres_database
+from tests.live import ApiError, api, fresh_postgres_database
 
 pytestmark = [pytest.mark.services, pytest.mark.e2e]
 
@@ -152,21 +152,14 @@ async def test_redis_outage_keeps_acking_and_loses_nothing(redis_cluster, privat
 
 @pytest.fixture
 def pg_server(tmp_path):
-    require_services()
-    with fresh_postgres_database() as database_url, server_pool(tmp_path) as pool:
-        server = pool.new(
-            "daphne",
-            env_for_tests(
-                DATABASE_URL=database_url,
-                REDIS_URL=pid_redis_db(REDIS_URL),
-                # A request waits this long for a connection the outage will not give.
-                RIM_DB_POOL_TIMEOUT="2",
-                # bob-late logs in only once the outage is over.
-                RIM_LOGIN_TIMEOUT="300",
-            ),
-        )
-        server.start()
-        yield server, database_url.rsplit("/", 1)[1]
+    with production_server(
+        tmp_path,
+        # A request waits this long for a connection the outage will not give.
+        RIM_DB_POOL_TIMEOUT="2",
+        # bob-late logs in only once the outage is over.
+        RIM_LOGIN_TIMEOUT="300",
+    ) as server_and_database:
+        yield server_and_database
 
 
 async def test_postgres_outage_answers_server_error_and_connections_survive(pg_server):
@@ -276,18 +269,9 @@ async def test_a_hung_redis_delays_live_pushes_only_never_acks_or_reads(
     pace (nothing on the database path waits for the layer, publishing is
     fire-and-forget), a connection keeps reading frames past 32 sends, and when Redis
     answers again every member has every message, in order, once."""
-    require_services()
-    with fresh_postgres_database() as database_url, server_pool(tmp_path) as pool:
-        server = pool.new(
-            "daphne",
-            env_for_tests(
-                DATABASE_URL=database_url,
-                REDIS_URL=hanging_redis.url,
-                RIM_CHANNEL_LAYER=layer,
-                RIM_LAYER_TIMEOUT="2",
-            ),
-        )
-        server.start()
+    with production_server(
+        tmp_path, REDIS_URL=hanging_redis.url, RIM_CHANNEL_LAYER=layer, RIM_LAYER_TIMEOUT="2"
+    ) as (server, _):
         alice, bob = await in_thread(users, server, "alice", "bob")
         gid = await in_thread(create_group, server.http_url, alice, [bob])
         ca = await connected(server.ws_url, alice)
