@@ -98,9 +98,18 @@ def get(url: str):
         return response.status, response.headers, response.read()
 
 
-def raw_request(server: Server, head: str) -> socket.socket:
+def raw_upload(server: Server, token: str, *headers: str) -> socket.socket:
+    """A socket on which an upload's request line and headers (and `headers`) went out,
+    and nothing of its body yet."""
+    lines = [
+        "POST /api/file/upload HTTP/1.1",
+        f"Host: 127.0.0.1:{server.daphne.port}",
+        f"Authorization: Bearer {token}",
+        "Content-Type: multipart/form-data; boundary=x",
+        *headers,
+    ]
     sock = socket.create_connection(("127.0.0.1", server.daphne.port), timeout=10)
-    sock.sendall(head.replace("\n", "\r\n").encode())
+    sock.sendall("".join(f"{line}\r\n" for line in lines).encode() + b"\r\n")
     return sock
 
 
@@ -168,16 +177,8 @@ def test_an_unknown_key_is_a_404_envelope_through_the_server(server):
 def test_a_body_announced_over_the_ceiling_is_refused_before_it_is_sent(server, expect_continue):
     user = new_user(server.url, "huge")
     rss_before = server.rss()
-    sock = raw_request(
-        server,
-        "POST /api/file/upload HTTP/1.1\n"
-        f"Host: 127.0.0.1:{server.daphne.port}\n"
-        f"Authorization: Bearer {user.token}\n"
-        "Content-Type: multipart/form-data; boundary=x\n"
-        f"Content-Length: {10 * 1024**3}\n"
-        + ("Expect: 100-continue\n" if expect_continue else "")
-        + "\n",
-    )
+    expect = ["Expect: 100-continue"] if expect_continue else []
+    sock = raw_upload(server, user.token, f"Content-Length: {10 * 1024**3}", *expect)
     with sock:
         response = read_response(sock)  # not a byte of the body was sent
     head, _, body = response.partition(b"\r\n\r\n")
@@ -191,14 +192,7 @@ def test_a_body_streamed_without_a_length_is_cut_off_at_the_ceiling(server):
     user = new_user(server.url, "stream")
     rss_before = server.rss()
     attempted = 128 * 1024 * 1024
-    sock = raw_request(
-        server,
-        "POST /api/file/upload HTTP/1.1\n"
-        f"Host: 127.0.0.1:{server.daphne.port}\n"
-        f"Authorization: Bearer {user.token}\n"
-        "Content-Type: multipart/form-data; boundary=x\n"
-        "Transfer-Encoding: chunked\n\n",
-    )
+    sock = raw_upload(server, user.token, "Transfer-Encoding: chunked")
     chunk = b"%x\r\n%s\r\n" % (CHUNK, b"\0" * CHUNK)
     sent = 0
     with sock:
