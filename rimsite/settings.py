@@ -333,7 +333,7 @@ RIM_S3_BUCKET = env_str("RIM_S3_BUCKET", "")
 RIM_S3_URL_EXPIRE = env_int("RIM_S3_URL_EXPIRE", 300)
 
 
-def file_storage() -> dict:
+def upload_storage() -> dict:
     """The STORAGES entry where uploads go."""
     if not RIM_S3_BUCKET:
         return {
@@ -364,7 +364,7 @@ def file_storage() -> dict:
 
 
 STORAGES = {
-    "default": file_storage(),
+    "default": upload_storage(),
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 
