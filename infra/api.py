@@ -5,6 +5,7 @@ below turn every failure into the same shape, so a client parses one format.
 """
 
 import logging
+import math
 
 from django.conf import settings
 from django.http import Http404, JsonResponse
@@ -32,6 +33,8 @@ def exception_handler(exc: Exception, context: dict) -> Response:
     response = Response(_body(status, msg), status=status)
     if status == 401:
         response["WWW-Authenticate"] = 'Bearer realm="api"'
+    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+        response["Retry-After"] = str(math.ceil(exc.wait))
     return response
 
 

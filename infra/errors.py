@@ -40,6 +40,13 @@ class ContentTooLarge(RimError):
     status = 413
 
 
+class UnsupportedType(RimError):
+    """An upload whose content is not of a type the server accepts."""
+
+    code = "unsupported_type"
+    status = 415
+
+
 class NotLoggedIn(RimError):
     code = "not_logged_in"
     status = 401
@@ -90,6 +97,12 @@ class Recalled(Conflict):
     """The message was recalled: nothing more can be done to it."""
 
     code = "recalled"
+
+
+class QuotaExceeded(Conflict):
+    """The user's stored files leave no room for this one."""
+
+    code = "quota_exceeded"
 
 
 class RateLimited(RimError):

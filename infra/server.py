@@ -1,20 +1,23 @@
 """rim's daphne: the stock server with WebSocket frames read and written fit for
-fan-out, a cap on what a connection may have waiting to be sent, and a graceful
-shutdown.
+fan-out, a cap on what a connection may have waiting to be sent, a ceiling on HTTP
+request bodies, and a graceful shutdown.
 
 `manage.py serve` runs this. The application does not depend on it: any ASGI server
 runs rim (README: "Other ASGI servers" says what differs); this one closes oversize
-sockets with 1009, bounds each connection's memory, reads and pushes faster, and on
-SIGTERM finishes what is in flight and closes every WebSocket with 1001.
+sockets with 1009, bounds each connection's memory, refuses an oversize request body
+before reading it, reads and pushes faster, and on SIGTERM finishes what is in flight
+and closes every WebSocket with 1001.
 """
 
 import asyncio
 import gc
+import json
 import logging
 import signal
 import socket
 import struct
 
+from daphne.http_protocol import HTTPFactory, WebRequest
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketProtocol
 from django.conf import settings
@@ -201,11 +204,78 @@ def _plain_tcp_with_nothing_queued(transport) -> bool:
     )
 
 
+class BoundedRequest(WebRequest):
+    """daphne's HTTP request with a ceiling on its body (RIM_MAX_REQUEST_BODY).
+
+    daphne reads a whole body, into memory or a temporary file, before the application
+    sees a byte of it, so a limit in the application comes too late to spare either. A
+    body announced longer is refused (413) as soon as its headers are in, before any of
+    it is read; one without a length (chunked) is cut off when it passes the ceiling.
+    The connection is then closed, and nothing reaches the application.
+    """
+
+    refused = False
+    body_received = 0
+
+    def gotLength(self, length):
+        if length is not None and length > settings.RIM_MAX_REQUEST_BODY:
+            self.refuse_body()
+        else:
+            super().gotLength(length)
+
+    def handleContentChunk(self, data):
+        if self.refused:
+            return
+        self.body_received += len(data)
+        if self.body_received > settings.RIM_MAX_REQUEST_BODY:
+            self.refuse_body()
+        else:
+            super().handleContentChunk(data)
+
+    def process(self):
+        if not self.refused:
+            return super().process()
+        return None
+
+    def refuse_body(self) -> None:
+        self.refused = True
+        # Twisted answers "Expect: 100-continue" after gotLength: not to a refused body.
+        self.requestHeaders.removeHeader(b"Expect")
+        if self.content is not None:
+            self.content.close()
+            self.content = None
+        limit = settings.RIM_MAX_REQUEST_BODY
+        body = json.dumps(
+            {
+                "ok": False,
+                "code": 413,
+                "msg": f"request body over the limit of {limit} bytes",
+                "data": None,
+            }
+        ).encode()
+        self.channel.transport.write(
+            b"HTTP/1.1 413 Content Too Large\r\n"
+            b"Content-Type: application/json\r\n"
+            b"Content-Length: %d\r\n"
+            b"Connection: close\r\n\r\n%s" % (len(body), body)
+        )
+        self.channel.loseConnection()
+
+
+class RimHTTPFactory(HTTPFactory):
+    """daphne's HTTP factory, making BoundedRequests."""
+
+    def buildProtocol(self, addr):
+        protocol = super().buildProtocol(addr)
+        protocol.requestFactory = BoundedRequest
+        return protocol
+
+
 class RimServer(Server):
-    """daphne's server with RimWebSocketProtocol, failing a WebSocket (a frame over
-    the size limit, a protocol violation) with a close frame (autobahn's default drops
-    the TCP connection, so the client would see 1006 instead of the 1009 that
-    PROTOCOL.md promises), and a graceful shutdown on SIGTERM."""
+    """daphne's server with RimWebSocketProtocol and BoundedRequest, failing a
+    WebSocket (a frame over the size limit, a protocol violation) with a close frame
+    (autobahn's default drops the TCP connection, so the client would see 1006 instead
+    of the 1009 that PROTOCOL.md promises), and a graceful shutdown on SIGTERM."""
 
     def run(self):
         # daphne.server installed its asyncio reactor; import it only now.
@@ -213,8 +283,9 @@ class RimServer(Server):
 
         self.ports = []
         self.stopping = None
-        # The factory exists once run() has built it, before the reactor starts.
+        # The factories exist once run() has built them, before the reactor starts.
         reactor.callWhenRunning(self.configure_ws_factory)
+        reactor.callWhenRunning(self.configure_http_factory)
         reactor.callWhenRunning(freeze_startup_heap)
         # After Twisted's own handlers (installed as the reactor starts): ours win.
         reactor.callWhenRunning(self.handle_sigterm)
@@ -223,6 +294,11 @@ class RimServer(Server):
     def configure_ws_factory(self):
         self.ws_factory.protocol = RimWebSocketProtocol
         self.ws_factory.setProtocolOptions(failByDrop=False)
+
+    def configure_http_factory(self):
+        # Server.run listens with the daphne HTTPFactory it built; rim's subclass only
+        # changes the request class, so the instance becomes one in place.
+        self.http_factory.__class__ = RimHTTPFactory
 
     def listen_success(self, port):
         self.ports.append(port)

@@ -86,6 +86,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "infra",
     "accounts",
+    "files",
     "chat",
 ]
 
@@ -303,6 +304,69 @@ RIM_PRESENCE_GRACE = env_float("RIM_PRESENCE_GRACE", 30.0)
 RIM_WS_BACKLOG_MAX = env_int("RIM_WS_BACKLOG_MAX", 4 * 1024 * 1024)
 RIM_WS_BACKLOG_GRACE = env_float("RIM_WS_BACKLOG_GRACE", 10.0)
 RIM_SHUTDOWN_TIMEOUT = env_float("RIM_SHUTDOWN_TIMEOUT", 10.0)
+
+# Uploaded files (the files app, PROTOCOL.md §6.3). Bytes of one upload, bytes one user
+# may have stored in all, uploads per user and period (DRF's rate syntax, "" for none),
+# and pixels of an image (over all its frames): beyond that it is refused as a bomb.
+RIM_UPLOAD_MAX = env_int("RIM_UPLOAD_MAX", 10 * 1024 * 1024)
+RIM_UPLOAD_QUOTA = env_int("RIM_UPLOAD_QUOTA", 1024 * 1024 * 1024)
+RIM_UPLOAD_RATE = env_str("RIM_UPLOAD_RATE", "30/min") or None
+RIM_IMAGE_MAX_PIXELS = env_int("RIM_IMAGE_MAX_PIXELS", 50_000_000)
+# Room in an upload's body beyond the file: multipart boundaries and part headers.
+RIM_MULTIPART_ALLOWANCE = 64 * 1024
+# Django's own limit of a body that is not a file (its default, named for the line below).
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+# The largest HTTP request body `manage.py serve` takes at all: a longer one is refused
+# (413) before it is read, since daphne would otherwise buffer it whole first.
+RIM_MAX_REQUEST_BODY = env_int(
+    "RIM_MAX_REQUEST_BODY",
+    max(RIM_UPLOAD_MAX + RIM_MULTIPART_ALLOWANCE, DATA_UPLOAD_MAX_MEMORY_SIZE),
+)
+# The server's public origin ("https://chat.example.com"): file URLs are absolute on it.
+# Unset, they are paths ("/api/file/<key>"), for clients served by this server.
+RIM_PUBLIC_URL = env_str("RIM_PUBLIC_URL", "").rstrip("/")
+# Where files are stored: a directory (the embedded default), or an S3-compatible
+# bucket when RIM_S3_BUCKET is set (several hosts). Downloads from S3 are redirects to
+# URLs signed for RIM_S3_URL_EXPIRE seconds.
+RIM_MEDIA_ROOT = Path(env_str("RIM_MEDIA_ROOT", str(BASE_DIR / "var" / "media")))
+RIM_S3_BUCKET = env_str("RIM_S3_BUCKET", "")
+RIM_S3_URL_EXPIRE = env_int("RIM_S3_URL_EXPIRE", 300)
+
+
+def upload_storage() -> dict:
+    """The STORAGES entry where uploads go."""
+    if not RIM_S3_BUCKET:
+        return {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {
+                "location": RIM_MEDIA_ROOT,
+                "file_permissions_mode": 0o600,
+                "directory_permissions_mode": 0o700,
+            },
+        }
+    return {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": RIM_S3_BUCKET,
+            "endpoint_url": env_str("RIM_S3_ENDPOINT_URL", "") or None,
+            "access_key": env_str("RIM_S3_ACCESS_KEY", "") or None,
+            "secret_key": env_str("RIM_S3_SECRET_KEY", "") or None,
+            "region_name": env_str("RIM_S3_REGION", "") or None,
+            # "path" for most self-hosted S3 servers (MinIO, Ceph); default: boto's choice.
+            "addressing_style": env_str("RIM_S3_ADDRESSING_STYLE", "") or None,
+            "signature_version": "s3v4",
+            "querystring_auth": True,
+            "querystring_expire": RIM_S3_URL_EXPIRE,
+            "file_overwrite": False,
+            "default_acl": None,
+        },
+    }
+
+
+STORAGES = {
+    "default": upload_storage(),
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
 
 # Where `manage.py serve` listens: the main port and rim's hard-coded WebSocket port.
 RIM_HOST = env_str("RIM_HOST", "127.0.0.1")

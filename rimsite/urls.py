@@ -4,6 +4,7 @@ from django.urls import path, re_path
 from accounts import views as accounts
 from chat import views as chat
 from chat.page import ClientPage
+from files import views as files
 from infra.api import not_found
 
 api = [
@@ -28,10 +29,14 @@ api = [
     ("message/edit", chat.Edit),
     ("message/react", chat.React),
     ("user/presence", chat.Presence),
+    ("file/upload", files.Upload),
 ]
 
 urlpatterns = [
     *(path(f"api/{route}", view.as_view()) for route, view in api),
+    # A file's capability URLs: the key is the access (files/views.py).
+    path("api/file/<str:key>", files.Download.as_view(), name="file"),
+    path("api/file/<str:key>/thumb", files.Thumbnail.as_view(), name="file-thumbnail"),
     # Unknown API routes answer in the envelope, also with DEBUG on.
     re_path(r"^api/", not_found),
     path("admin/", admin.site.urls),

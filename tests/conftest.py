@@ -9,6 +9,12 @@ from rest_framework.test import APIClient
 
 from accounts import services as accounts
 from infra import dbworkers
+from tests.files_helpers import (  # noqa: F401 (fixtures)
+    alice_client,
+    file_storage,
+    moto_server,
+    upload_sandbox,
+)
 from tests.live import FAST_HASHER
 
 _accounts = itertools.count(1)
