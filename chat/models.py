@@ -101,6 +101,11 @@ class Message(models.Model):
     )
     recalled = models.BooleanField(default=False)
     edited_at = models.DateTimeField(null=True, blank=True)
+    # The upload an Image or File message carries (its URL is the content): a recall
+    # deletes it once no other message carries it.
+    file = models.ForeignKey(
+        "files.File", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -21,6 +21,7 @@ from chat.entries import change_entry
 from chat.models import Change, Group, Membership, Message, ModerationLog, Reaction
 from chat.protocol import EDITABLE_KINDS
 from chat.services.access import access_group, message_in_group
+from files import services as files
 from infra.errors import Forbidden, NotMember, Recalled, TooLate
 
 MAX_DISTINCT_EMOJI = 20
@@ -122,6 +123,7 @@ def recall_message(
     message.recalled = True
     message.save(update_fields=["content", "recalled", "updated_at"])
     Reaction.objects.filter(message=message).delete()
+    _release_file(message)
     change = slot.record(
         message, actor_id=user_id, kind=Change.RECALL, client_msg_id=client_msg_id, origin=origin
     )
@@ -134,6 +136,14 @@ def recall_message(
             detail=f"message {message.pk} (#{message.seq}) of user {message.sender_id}",
         )
     return ChangeResult(seq=change.seq)
+
+
+def _release_file(message: Message) -> None:
+    """A recalled message's upload goes with it, unless another message carries it."""
+    if message.file_id is None:
+        return
+    others = Message.objects.filter(file_id=message.file_id, recalled=False)
+    files.delete_if_unused(message.file, in_use=others.exclude(pk=message.pk).exists())
 
 
 @transaction.atomic

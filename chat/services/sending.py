@@ -19,7 +19,9 @@ from chat import protocol as wire
 from chat.entries import message_entry
 from chat.models import Group, Membership, Message
 from chat.services.access import access_group, message_in_group
-from infra.errors import NotMember
+from files import services as files
+from files.models import File
+from infra.errors import InvalidInput, NotMember
 from infra.sql import prepared_cursor
 
 _MESSAGE = Message._meta.db_table
@@ -51,9 +53,10 @@ def send_message(
     own message. `reply_to` must be a message of the same group.
     """
     now = timezone.now()
+    file = _attached_file(sender_id, kind, content)
     store = _store_postgresql if connection.vendor == "postgresql" else _store_in_transaction
     try:
-        stored = store(sender_id, gid, kind, content, client_msg_id, reply_to, now)
+        stored = store(sender_id, gid, kind, content, client_msg_id, reply_to, file, now)
     except IntegrityError:
         # A concurrent retry of the same clientMsgId committed first: theirs won.
         stored = None
@@ -62,6 +65,8 @@ def send_message(
             message=_why_not_stored(sender_id, gid, client_msg_id, reply_to), created=False
         )
     msg_id, seq, number, members_version = stored
+    if file is not None:
+        files.mark_sent(file)
     message = Message(
         pk=msg_id,
         group_id=gid,
@@ -72,11 +77,25 @@ def send_message(
         content=content,
         client_msg_id=client_msg_id,
         reply_to_id=reply_to,
+        file=file,
         created_at=now,
         updated_at=now,
     )
     events.entry_added(message_entry(message), members_version=members_version, origin=origin)
     return SendResult(message=message, created=True)
+
+
+def _attached_file(sender_id: int, kind: str, content: str) -> File | None:
+    """The upload an Image or File message carries: the sender's own, by its URL. An
+    Image may also be any other URL, as rim's v1 clients send them."""
+    if kind not in (wire.IMAGE, wire.FILE):
+        return None
+    file = files.file_for_url(content, sender_id)
+    if file is None and kind == wire.FILE:
+        raise InvalidInput("content: a File message carries the URL of a file you uploaded")
+    if file is not None and kind == wire.IMAGE and not file.is_image:
+        raise InvalidInput("content: an Image message carries the URL of an image")
+    return file
 
 
 def _why_not_stored(sender_id: int, gid: int, client_msg_id: str, reply_to: int | None) -> Message:
@@ -98,10 +117,12 @@ _MAY_SEND = (
     f"(SELECT 1 FROM {_MESSAGE} WHERE id = %(reply)s AND group_id = %(gid)s))"
 )
 _COLUMNS = (
-    "group_id, seq, number, sender_id, kind, content, client_msg_id, reply_to_id, recalled, "
-    "created_at, updated_at"
+    "group_id, seq, number, sender_id, kind, content, client_msg_id, reply_to_id, file_id, "
+    "recalled, created_at, updated_at"
 )
-_VALUES = "%(kind)s, %(content)s, %(cmid)s, %(reply)s, FALSE, %(now)s, %(now)s"
+_VALUES = (
+    "%(kind)s, %(content)s, %(cmid)s, %(reply)s, CAST(%(file)s AS BIGINT), FALSE, %(now)s, %(now)s"
+)
 
 # PostgreSQL: everything in one statement. The message id is drawn from its sequence in
 # the group's UPDATE, so that the row can point at it (the foreign key is checked at
@@ -128,8 +149,8 @@ def _message_id_sequence() -> str:
         return cursor.fetchone()[0]
 
 
-def _store_postgresql(sender_id, gid, kind, content, client_msg_id, reply_to, now):
-    params = _params(sender_id, gid, kind, content, client_msg_id, reply_to, now)
+def _store_postgresql(sender_id, gid, kind, content, client_msg_id, reply_to, file, now):
+    params = _params(sender_id, gid, kind, content, client_msg_id, reply_to, file, now)
     params["id_sequence"] = _message_id_sequence()
     with prepared_cursor() as cursor:
         cursor.execute(_SEND_POSTGRESQL, params)
@@ -153,8 +174,8 @@ _SENDER_READ = (
 )
 
 
-def _store_in_transaction(sender_id, gid, kind, content, client_msg_id, reply_to, now):
-    params = _params(sender_id, gid, kind, content, client_msg_id, reply_to, now)
+def _store_in_transaction(sender_id, gid, kind, content, client_msg_id, reply_to, file, now):
+    params = _params(sender_id, gid, kind, content, client_msg_id, reply_to, file, now)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(_FIND_RETRY, params)
         if cursor.fetchone() is not None:
@@ -171,7 +192,7 @@ def _store_in_transaction(sender_id, gid, kind, content, client_msg_id, reply_to
     return params["id"], params["seq"], params["number"], members_version
 
 
-def _params(sender_id, gid, kind, content, client_msg_id, reply_to, now) -> dict:
+def _params(sender_id, gid, kind, content, client_msg_id, reply_to, file, now) -> dict:
     return {
         "uid": sender_id,
         "gid": gid,
@@ -179,6 +200,7 @@ def _params(sender_id, gid, kind, content, client_msg_id, reply_to, now) -> dict
         "content": content,
         "cmid": client_msg_id,
         "reply": reply_to,
+        "file": None if file is None else file.pk,
         "now": connection.ops.adapt_datetimefield_value(now),
     }
 
