@@ -6,7 +6,10 @@ no connection, so that a reconnect is not seen. The tracker reports both through
 callback given to `start` (the domain decides who is told). It knows nothing of
 groups or pushes.
 
-Without Redis there is one process, and the tracker counts its connections in memory.
+Without Redis there is one process, and MemoryPresence counts its connections in
+memory; with Redis, infra.redis_presence.RedisPresence does the same for every process
+of the deployment. Both have the interface below: start(on_change), connected(uid) and
+disconnected(uid) on the event loop without waiting, and `await online(uids)`.
 """
 
 import asyncio
@@ -82,5 +85,15 @@ class MemoryPresence:
 
 @functools.cache
 def tracker():
-    """The process's presence tracker."""
+    """The process's presence tracker: the deployment's in Redis if there is one."""
+    if settings.REDIS_URL:
+        # Here, not at the top: redis_presence imports OnChange from this module.
+        from infra.redis_presence import RedisPresence
+
+        return RedisPresence(
+            settings.REDIS_URL,
+            prefix=settings.RIM_LAYER_PREFIX,
+            grace=settings.RIM_PRESENCE_GRACE,
+            timeout=settings.RIM_LAYER_TIMEOUT,
+        )
     return MemoryPresence(grace=settings.RIM_PRESENCE_GRACE)
