@@ -338,8 +338,15 @@ def private_redis(tmp_path):
 
 def env_for_tests(**extra: str) -> dict[str, str]:
     """Server environment for the end-to-end tests: no rate limit in the way of bursts
-    (except where a test sets one), INFO logs of rim so that the log can be checked."""
-    return {"RIM_RATE_LIMIT": "0", "RIM_LOG_LEVEL": "INFO", **extra}
+    (except where a test sets one), INFO logs of rim so that the log can be checked,
+    and Redis keys of their own: each call is one deployment (its own database), and
+    presence must not mix its users with another's that have the same ids."""
+    return {
+        "RIM_RATE_LIMIT": "0",
+        "RIM_LOG_LEVEL": "INFO",
+        "RIM_LAYER_PREFIX": f"rimtest{uuid.uuid4().hex[:12]}",
+        **extra,
+    }
 
 
 def pid_redis_db(url: str) -> str:
