@@ -79,7 +79,17 @@ class Connection:
                 assert not self.client.inbox
             self.run(self.client.close())
         finally:
+            self.run(cancel_background_tasks())
             self.loop.close()
+
+
+async def cancel_background_tasks() -> None:
+    """As asyncio.run ends a loop: its background tasks (presence's refresh) are
+    cancelled, not destroyed while pending."""
+    tasks = asyncio.all_tasks() - {asyncio.current_task()}
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 @pytest.fixture
