@@ -8,7 +8,7 @@ groups or pushes.
 
 Without Redis there is one process, and MemoryPresence counts its connections in
 memory; with Redis, infra.redis_presence.RedisPresence does the same for every process
-of the deployment. Both have the interface below: start(on_change), connected(uid) and
+of the deployment. Both have one interface: start(on_change), connected(uid) and
 disconnected(uid) on the event loop without waiting, and `await online(uids)`.
 """
 
