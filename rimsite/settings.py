@@ -61,6 +61,9 @@ def env_list(name: str, default: list[str]) -> list[str]:
 DEVELOPMENT_SECRET_KEY = "rim-development-secret-key-do-not-use-in-production"
 
 DEBUG = env_bool("RIM_DEBUG", True)
+# `manage.py serve` refuses a non-loopback RIM_HOST with DEBUG on or the development
+# key unless this is set: defaults made for a laptop must not travel to a public port.
+RIM_ALLOW_UNSAFE_PUBLIC = env_bool("RIM_ALLOW_UNSAFE_PUBLIC", False)
 SECRET_KEY = env_str("RIM_SECRET_KEY", DEVELOPMENT_SECRET_KEY)
 if not DEBUG and SECRET_KEY == DEVELOPMENT_SECRET_KEY:
     raise ImproperlyConfigured(
