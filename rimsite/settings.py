@@ -97,6 +97,8 @@ MIDDLEWARE = [
     # ALLOWED_HOSTS does not list, and over plain HTTP (infra.monitoring).
     "infra.monitoring.MonitoringEndpoints",
     "infra.monitoring.CountRestRequests",
+    # Outside Django's own: it sees every answer under /api/, also those they build.
+    "infra.api.api_envelope_middleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -269,6 +271,10 @@ REST_FRAMEWORK = {
 RIM_TOKEN_TTL = env_int("RIM_TOKEN_TTL", 86400)
 RIM_MAX_CONTENT = env_int("RIM_MAX_CONTENT", 65536)
 RIM_MAX_FRAME = env_int("RIM_MAX_FRAME", 4 * RIM_MAX_CONTENT)
+# The largest request body parsed (an upload's file parts aside); a larger REST body
+# is answered 413 before it is read. Room for a content at its limit even if JSON
+# escapes every byte of it (6 bytes each).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("RIM_MAX_BODY", max(2**20, 8 * RIM_MAX_CONTENT))
 RIM_IDLE_TIMEOUT = env_float("RIM_IDLE_TIMEOUT", 120.0)
 RIM_SYNC_LIMIT = env_int("RIM_SYNC_LIMIT", 100)
 RIM_RATE_LIMIT = env_float("RIM_RATE_LIMIT", 50.0)

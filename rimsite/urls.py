@@ -32,8 +32,9 @@ api = [
 
 urlpatterns = [
     *(path(f"api/{route}", view.as_view()) for route, view in api),
-    # Unknown API routes answer in the envelope, also with DEBUG on.
-    re_path(r"^api/", not_found),
+    # Unknown API routes answer in the envelope, also with DEBUG on; "/api" itself too
+    # (APPEND_SLASH would otherwise redirect it, or fail on a POST).
+    re_path(r"^api(/|$)", not_found),
     path("admin/", admin.site.urls),
     path("", TemplateView.as_view(template_name="client.html"), name="client"),
 ]
