@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from accounts import events
+from accounts import events, lockout
 from accounts.models import Friendship, Token, User
 from accounts.signals import friendship_confirmed
 from infra.errors import AuthFailed, Conflict, InvalidInput, NotFound
@@ -49,10 +49,17 @@ def create_user(
 
 def issue_token(*, account: str, password: str) -> str:
     """Log in: a new token per call (one per device). Same error for an unknown account
-    and a wrong password, so that accounts cannot be probed."""
+    and a wrong password, so that accounts cannot be probed; failures in a row lock
+    the account for a while (accounts.lockout)."""
+    lockout.refuse_if_locked(account)
     user = authenticate(username=account, password=password)
     if user is None:
+        lockout.login_failed(account)
         raise AuthFailed("wrong account or password")
+    # Failures that ran alongside this check may have locked the account meanwhile:
+    # a guess that happens to be right is refused like the others then.
+    lockout.refuse_if_locked(account)
+    lockout.login_succeeded(account)
     key = str(uuid.uuid4())
     Token.objects.create(
         key_hash=hash_token(key),

@@ -42,7 +42,19 @@ def exception_handler(exc: Exception, context: dict) -> Response:
     response = Response(_body(status, msg), status=status)
     if status == 401:
         response["WWW-Authenticate"] = 'Bearer realm="api"'
+    retry_after = _retry_after(exc)
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
     return response
+
+
+def _retry_after(exc: Exception) -> int | None:
+    """Whole seconds, at least 1, after which the request may succeed."""
+    if isinstance(exc, exceptions.Throttled):
+        seconds = exc.wait
+    else:
+        seconds = getattr(exc, "retry_after", None)
+    return None if seconds is None else max(1, math.ceil(seconds))
 
 
 def _status_and_message(exc: Exception, context: dict) -> tuple[int, str]:
@@ -50,6 +62,10 @@ def _status_and_message(exc: Exception, context: dict) -> tuple[int, str]:
         return exc.status, exc.detail
     if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
         return 401, LOGIN_REQUIRED
+    if isinstance(exc, exceptions.Throttled):
+        wait = _retry_after(exc)
+        later = f"try again in {wait} seconds" if wait is not None else "try again later"
+        return 429, f"too many requests from your address: {later}"
     if isinstance(exc, exceptions.ValidationError):
         return 400, validation_message(exc.detail)
     if isinstance(exc, exceptions.ParseError):

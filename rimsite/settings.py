@@ -7,6 +7,7 @@ to start.
 """
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -56,6 +57,21 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+RATE = re.compile(r"^[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)$")
+
+
+def env_rate(name: str, default: str) -> str | None:
+    """A DRF throttle rate ("20/min"); "0" or "off" switches the throttle off (None)."""
+    raw = os.environ.get(name, default).strip().lower()
+    if raw in {"0", "off"}:
+        return None
+    if not RATE.match(raw):
+        raise ImproperlyConfigured(
+            f"{name} must be a rate such as 20/min (per s, min, hour or day) or 0, got {raw!r}"
+        )
+    return raw
 
 
 DEVELOPMENT_SECRET_KEY = "rim-development-secret-key-do-not-use-in-production"
@@ -256,6 +272,28 @@ else:
         }
     }
 
+# The cache holds the REST throttles' state (infra.throttling, accounts.lockout): in
+# Redis when there is one, so that every process counts the same requests; in process
+# memory otherwise (one process). A short socket timeout: a hung Redis must not hang
+# logins (throttles then let requests through, see infra.throttling).
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": f"{RIM_LAYER_PREFIX}:cache",
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            # Above Django's 300, which would forget throttled addresses under attack.
+            "OPTIONS": {"MAX_ENTRIES": 100_000},
+        }
+    }
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.BearerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -266,6 +304,19 @@ REST_FRAMEWORK = {
     # No OPTIONS metadata: DRF would answer it outside the envelope. OPTIONS is a 405.
     "DEFAULT_METADATA_CLASS": None,
 }
+
+# Requests per client address (infra.clientaddr) to the costly open routes, and to
+# the search routes, which would otherwise enumerate accounts.
+RIM_THROTTLE_RATES = {
+    "login": env_rate("RIM_THROTTLE_LOGIN", "20/min"),
+    "register": env_rate("RIM_THROTTLE_REGISTER", "20/hour"),
+    "search": env_rate("RIM_THROTTLE_SEARCH", "60/min"),
+}
+# Failed logins in a row after which an account is locked, for how many seconds the
+# first time (each further failure doubles it), and the longest lock.
+RIM_LOGIN_FAILURES = env_int("RIM_LOGIN_FAILURES", 5)
+RIM_LOGIN_LOCKOUT = env_int("RIM_LOGIN_LOCKOUT", 30)
+RIM_LOGIN_LOCKOUT_MAX = env_int("RIM_LOGIN_LOCKOUT_MAX", 900)
 
 # rim's protocol limits (docs/protocol.md).
 RIM_TOKEN_TTL = env_int("RIM_TOKEN_TTL", 86400)
