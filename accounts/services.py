@@ -38,13 +38,17 @@ def hash_token(key: str) -> str:
 def create_user(
     *, account: str, password: str, name: str, avatar: str = "", email: str = ""
 ) -> User:
+    user = User(account=account, name=name, avatar=avatar, email=email)
+    # Hashed before the transaction opens: the hash takes a fraction of a second, and
+    # may wait for the password thread, while SQLite's write lock would stop every
+    # other writer.
+    user.set_password(password)
     try:
         with transaction.atomic():
-            return User.objects.create_user(
-                account=account, password=password, name=name, avatar=avatar, email=email
-            )
+            user.save()
     except IntegrityError:
         raise Conflict(f"account {account!r} already exists") from None
+    return user
 
 
 def issue_token(*, account: str, password: str) -> str:

@@ -97,3 +97,10 @@ class Recalled(Conflict):
 class RateLimited(RimError):
     code = "rate_limited"
     status = 429
+
+
+class ServerBusy(RimError):
+    """The server has more of this work queued than it takes on; retry shortly."""
+
+    code = "server_busy"
+    status = 503

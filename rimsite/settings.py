@@ -206,9 +206,18 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 # Django's default hashers unless set; tests and benchmarks use a fast one so that
 # setting up hundreds of users does not dominate them. Never weaken it in production.
-_hashers = env_list("RIM_PASSWORD_HASHERS", [])
-if _hashers:
-    PASSWORD_HASHERS = _hashers
+# The default hashes on the process's password thread (infra.passwords), so that a
+# storm of logins cannot take the event loop's CPU; the others only verify old hashes.
+PASSWORD_HASHERS = env_list("RIM_PASSWORD_HASHERS", []) or [
+    "infra.passwords.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.BCryptSHA256PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
+# Password hashes one process may have waiting or running on its password thread;
+# a login or registration beyond that is answered 503 at once.
+RIM_PASSWORD_QUEUE = env_int("RIM_PASSWORD_QUEUE", 16)
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
