@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from accounts import events
+from accounts import events, lockout
 from accounts.models import Friendship, Token, User
 from accounts.signals import friendship_confirmed
 from infra.errors import AuthFailed, Conflict, InvalidInput, NotFound
@@ -38,21 +38,32 @@ def hash_token(key: str) -> str:
 def create_user(
     *, account: str, password: str, name: str, avatar: str = "", email: str = ""
 ) -> User:
+    user = User(account=account, name=name, avatar=avatar, email=email)
+    # Hashed before the transaction opens: the hash takes a fraction of a second, and
+    # may wait for the password thread, while SQLite's write lock would stop every
+    # other writer.
+    user.set_password(password)
     try:
         with transaction.atomic():
-            return User.objects.create_user(
-                account=account, password=password, name=name, avatar=avatar, email=email
-            )
+            user.save()
     except IntegrityError:
         raise Conflict(f"account {account!r} already exists") from None
+    return user
 
 
 def issue_token(*, account: str, password: str) -> str:
     """Log in: a new token per call (one per device). Same error for an unknown account
-    and a wrong password, so that accounts cannot be probed."""
+    and a wrong password, so that accounts cannot be probed; failures in a row lock
+    the account for a while (accounts.lockout)."""
+    lockout.refuse_if_locked(account)
     user = authenticate(username=account, password=password)
     if user is None:
+        lockout.login_failed(account)
         raise AuthFailed("wrong account or password")
+    # Failures that ran alongside this check may have locked the account meanwhile:
+    # a guess that happens to be right is refused like the others then.
+    lockout.refuse_if_locked(account)
+    lockout.login_succeeded(account)
     key = str(uuid.uuid4())
     Token.objects.create(
         key_hash=hash_token(key),

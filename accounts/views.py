@@ -7,6 +7,7 @@ from accounts import serializers as io
 from accounts import services
 from infra.api import envelope, page_bounds, validated
 from infra.errors import Forbidden
+from infra.throttling import AddressRateThrottle
 
 
 class OpenView(APIView):
@@ -18,12 +19,18 @@ class OpenView(APIView):
 
 
 class CreateUser(OpenView):
+    throttle_classes = [AddressRateThrottle]
+    throttle_scope = "register"
+
     def post(self, request):
         data = validated(io.CreateUserInput, request.data)
         return envelope(services.create_user(**data).pk)
 
 
 class Login(OpenView):
+    throttle_classes = [AddressRateThrottle]
+    throttle_scope = "login"
+
     def post(self, request):
         data = validated(io.LoginInput, request.data)
         return envelope(services.issue_token(**data))
@@ -53,6 +60,9 @@ class UserForToken(APIView):
 
 
 class SearchUser(APIView):
+    throttle_classes = [AddressRateThrottle]
+    throttle_scope = "search"
+
     def get(self, request):
         account = validated(io.AccountQuery, request.query_params)["account"]
         return envelope(io.user_data(services.find_user(account=account), with_email=False))

@@ -1,14 +1,23 @@
 """The REST envelope: every response is {"ok", "code", "msg", "data"}, code = HTTP status.
 
 Views answer through `envelope`; DRF's exception handler and Django's 404/500 handlers
-below turn every failure into the same shape, so a client parses one format.
+below turn every failure into the same shape, so a client parses one format. The
+middleware below guarantees it for everything under /api/, whatever the method and
+content type: it rewraps any answer that Django builds outside the API's views (a CSRF
+refusal, a 400 for a disallowed host, a redirect, a debug page) into the envelope with
+the same status.
 """
 
 import logging
 import math
+from http import HTTPStatus
 
+from asgiref.sync import iscoroutinefunction
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, JsonResponse
+from django.utils.decorators import sync_and_async_middleware
+from django.views.decorators.csrf import csrf_exempt
 from psycopg_pool import PoolTimeout
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
@@ -33,9 +42,19 @@ def exception_handler(exc: Exception, context: dict) -> Response:
     response = Response(_body(status, msg), status=status)
     if status == 401:
         response["WWW-Authenticate"] = 'Bearer realm="api"'
-    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-        response["Retry-After"] = str(math.ceil(exc.wait))
+    retry_after = _retry_after(exc)
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
     return response
+
+
+def _retry_after(exc: Exception) -> int | None:
+    """Whole seconds, at least 1, after which the request may succeed."""
+    if isinstance(exc, exceptions.Throttled):
+        seconds = exc.wait
+    else:
+        seconds = getattr(exc, "retry_after", None)
+    return None if seconds is None else max(1, math.ceil(seconds))
 
 
 def _status_and_message(exc: Exception, context: dict) -> tuple[int, str]:
@@ -43,6 +62,10 @@ def _status_and_message(exc: Exception, context: dict) -> tuple[int, str]:
         return exc.status, exc.detail
     if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
         return 401, LOGIN_REQUIRED
+    if isinstance(exc, exceptions.Throttled):
+        wait = _retry_after(exc)
+        later = f"try again in {wait} seconds" if wait is not None else "try again later"
+        return 429, f"too many requests from your address: {later}"
     if isinstance(exc, exceptions.ValidationError):
         return 400, validation_message(exc.detail)
     if isinstance(exc, exceptions.ParseError):
@@ -51,6 +74,12 @@ def _status_and_message(exc: Exception, context: dict) -> tuple[int, str]:
         return exc.status_code, str(exc.detail)
     if isinstance(exc, Http404):
         return 404, "not found"
+    if isinstance(exc, RequestDataTooBig):
+        # Django refuses a body declared over the limit before reading it.
+        return 413, f"request body over {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes"
+    if isinstance(exc, SuspiciousOperation):
+        # Django's own refusals of a request, e.g. a query string with too many fields.
+        return 400, str(exc) or "bad request"
     if isinstance(exc.__cause__, PoolTimeout):
         # Every connection of the process's pool stayed busy for RIM_DB_POOL_TIMEOUT:
         # an overload to shed, not a bug.
@@ -77,12 +106,59 @@ def validation_message(detail, path: str = "") -> str:
     return f"{path}: invalid" if path else "invalid request body"
 
 
+# Exempt from CSRF: it changes nothing, and a POST to an unknown route must be told
+# that the route does not exist, not that its CSRF token is missing.
+@csrf_exempt
 def not_found(request, exception=None, **kwargs) -> JsonResponse:
     return JsonResponse(_body(404, "invalid request"), status=404)
 
 
 def server_error(request) -> JsonResponse:
     return JsonResponse(_body(500, "system error"), status=500)
+
+
+def is_api(request) -> bool:
+    return request.path_info == "/api" or request.path_info.startswith("/api/")
+
+
+@sync_and_async_middleware
+def api_envelope_middleware(get_response):
+    """Every answer under /api/ is the envelope (see the module's docstring)."""
+    if iscoroutinefunction(get_response):
+
+        async def middleware(request):
+            response = await get_response(request)
+            return in_envelope(response) if is_api(request) else response
+
+    else:
+
+        def middleware(request):
+            response = get_response(request)
+            return in_envelope(response) if is_api(request) else response
+
+    return middleware
+
+
+def in_envelope(response):
+    """`response` if it is JSON already or a success; else the envelope with its status
+    and headers (Allow, Location, Retry-After...)."""
+    if response.status_code < 300 or response.get("Content-Type", "").startswith(
+        "application/json"
+    ):
+        return response
+    status = response.status_code
+    wrapped = JsonResponse(_body(status, _phrase(status)), status=status)
+    for header, value in response.items():
+        if header.lower() not in {"content-type", "content-length"}:
+            wrapped[header] = value
+    return wrapped
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase.lower()
+    except ValueError:
+        return "request refused"
 
 
 class Id(serializers.IntegerField):

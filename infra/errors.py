@@ -15,9 +15,11 @@ class RimError(Exception):
     code = "server_error"
     status = 500
 
-    def __init__(self, detail: str):
+    def __init__(self, detail: str, *, retry_after: float | None = None):
         super().__init__(detail)
         self.detail = detail
+        # Seconds after which the same request may succeed (REST: Retry-After).
+        self.retry_after = retry_after
 
 
 class BadJson(RimError):
@@ -108,3 +110,10 @@ class QuotaExceeded(Conflict):
 class RateLimited(RimError):
     code = "rate_limited"
     status = 429
+
+
+class ServerBusy(RimError):
+    """The server has more of this work queued than it takes on; retry shortly."""
+
+    code = "server_busy"
+    status = 503

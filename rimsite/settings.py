@@ -7,6 +7,7 @@ to start.
 """
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -58,9 +59,27 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+RATE = re.compile(r"^[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)$")
+
+
+def env_rate(name: str, default: str) -> str | None:
+    """A DRF throttle rate ("20/min"); "0" or "off" switches the throttle off (None)."""
+    raw = os.environ.get(name, default).strip().lower()
+    if raw in {"0", "off"}:
+        return None
+    if not RATE.match(raw):
+        raise ImproperlyConfigured(
+            f"{name} must be a rate such as 20/min (per s, min, hour or day) or 0, got {raw!r}"
+        )
+    return raw
+
+
 DEVELOPMENT_SECRET_KEY = "rim-development-secret-key-do-not-use-in-production"
 
 DEBUG = env_bool("RIM_DEBUG", True)
+# `manage.py serve` refuses a non-loopback RIM_HOST with DEBUG on or the development
+# key unless this is set: defaults made for a laptop must not travel to a public port.
+RIM_ALLOW_UNSAFE_PUBLIC = env_bool("RIM_ALLOW_UNSAFE_PUBLIC", False)
 SECRET_KEY = env_str("RIM_SECRET_KEY", DEVELOPMENT_SECRET_KEY)
 if not DEBUG and SECRET_KEY == DEVELOPMENT_SECRET_KEY:
     raise ImproperlyConfigured(
@@ -95,6 +114,8 @@ MIDDLEWARE = [
     # ALLOWED_HOSTS does not list, and over plain HTTP (infra.monitoring).
     "infra.monitoring.MonitoringEndpoints",
     "infra.monitoring.CountRestRequests",
+    # Outside Django's own: it sees every answer under /api/, also those they build.
+    "infra.api.api_envelope_middleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -186,9 +207,18 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 # Django's default hashers unless set; tests and benchmarks use a fast one so that
 # setting up hundreds of users does not dominate them. Never weaken it in production.
-_hashers = env_list("RIM_PASSWORD_HASHERS", [])
-if _hashers:
-    PASSWORD_HASHERS = _hashers
+# The default hashes on the process's password thread (infra.passwords), so that a
+# storm of logins cannot take the event loop's CPU; the others only verify old hashes.
+PASSWORD_HASHERS = env_list("RIM_PASSWORD_HASHERS", []) or [
+    "infra.passwords.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.BCryptSHA256PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
+# Password hashes one process may have waiting or running on its password thread;
+# a login or registration beyond that is answered 503 at once.
+RIM_PASSWORD_QUEUE = env_int("RIM_PASSWORD_QUEUE", 16)
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
@@ -252,6 +282,28 @@ else:
         }
     }
 
+# The cache holds the REST throttles' state (infra.throttling, accounts.lockout): in
+# Redis when there is one, so that every process counts the same requests; in process
+# memory otherwise (one process). A short socket timeout: a hung Redis must not hang
+# logins (throttles then let requests through, see infra.throttling).
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": f"{RIM_LAYER_PREFIX}:cache",
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            # Above Django's 300, which would forget throttled addresses under attack.
+            "OPTIONS": {"MAX_ENTRIES": 100_000},
+        }
+    }
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.BearerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -263,10 +315,27 @@ REST_FRAMEWORK = {
     "DEFAULT_METADATA_CLASS": None,
 }
 
+# Requests per client address (infra.clientaddr) to the costly open routes, and to
+# the search routes, which would otherwise enumerate accounts.
+RIM_THROTTLE_RATES = {
+    "login": env_rate("RIM_THROTTLE_LOGIN", "20/min"),
+    "register": env_rate("RIM_THROTTLE_REGISTER", "20/hour"),
+    "search": env_rate("RIM_THROTTLE_SEARCH", "60/min"),
+}
+# Failed logins in a row after which an account is locked, for how many seconds the
+# first time (each further failure doubles it), and the longest lock.
+RIM_LOGIN_FAILURES = env_int("RIM_LOGIN_FAILURES", 5)
+RIM_LOGIN_LOCKOUT = env_int("RIM_LOGIN_LOCKOUT", 30)
+RIM_LOGIN_LOCKOUT_MAX = env_int("RIM_LOGIN_LOCKOUT_MAX", 900)
+
 # rim's protocol limits (docs/protocol.md).
 RIM_TOKEN_TTL = env_int("RIM_TOKEN_TTL", 86400)
 RIM_MAX_CONTENT = env_int("RIM_MAX_CONTENT", 65536)
 RIM_MAX_FRAME = env_int("RIM_MAX_FRAME", 4 * RIM_MAX_CONTENT)
+# The largest request body parsed (an upload's file parts aside); a larger REST body
+# is answered 413 before it is read. Room for a content at its limit even if JSON
+# escapes every byte of it (6 bytes each).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("RIM_MAX_BODY", max(2**20, 8 * RIM_MAX_CONTENT))
 RIM_IDLE_TIMEOUT = env_float("RIM_IDLE_TIMEOUT", 120.0)
 RIM_SYNC_LIMIT = env_int("RIM_SYNC_LIMIT", 100)
 RIM_RATE_LIMIT = env_float("RIM_RATE_LIMIT", 50.0)
@@ -314,8 +383,6 @@ RIM_UPLOAD_RATE = env_str("RIM_UPLOAD_RATE", "30/min") or None
 RIM_IMAGE_MAX_PIXELS = env_int("RIM_IMAGE_MAX_PIXELS", 50_000_000)
 # Room in an upload's body beyond the file: multipart boundaries and part headers.
 RIM_MULTIPART_ALLOWANCE = 64 * 1024
-# Django's own limit of a body that is not a file (its default, named for the line below).
-DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 # The largest HTTP request body `manage.py serve` takes at all: a longer one is refused
 # (413) before it is read, since daphne would otherwise buffer it whole first.
 RIM_MAX_REQUEST_BODY = env_int(

@@ -37,8 +37,9 @@ urlpatterns = [
     # A file's capability URLs: the key is the access (files/views.py).
     path("api/file/<str:key>", files.Download.as_view(), name="file"),
     path("api/file/<str:key>/thumb", files.Thumbnail.as_view(), name="file-thumbnail"),
-    # Unknown API routes answer in the envelope, also with DEBUG on.
-    re_path(r"^api/", not_found),
+    # Unknown API routes answer in the envelope, also with DEBUG on; "/api" itself too
+    # (APPEND_SLASH would otherwise redirect it, or fail on a POST).
+    re_path(r"^api(/|$)", not_found),
     path("admin/", admin.site.urls),
     path("", ClientPage.as_view(), name="client"),
 ]

@@ -1,6 +1,7 @@
 """Fixtures shared by every test: users, tokens, REST clients."""
 
 import itertools
+import uuid
 
 import pytest
 from asgiref.sync import SyncToAsync
@@ -28,6 +29,15 @@ def _close_the_orm_threads_connections(django_db_setup):
     yield
     dbworkers.workers().close_connections()
     SyncToAsync.single_thread_executor.submit(connections.close_all).result()
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(settings):
+    """Each test starts with no throttle counts or login failures: a cache namespace
+    of its own (never a flush: a shared Redis holds other runs' keys too)."""
+    default = settings.CACHES["default"]
+    prefix = f"{default.get('KEY_PREFIX', '')}:{uuid.uuid4().hex}"
+    settings.CACHES = {"default": {**default, "KEY_PREFIX": prefix}}
 
 
 @pytest.fixture(autouse=True)

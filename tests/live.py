@@ -75,6 +75,9 @@ class DaphneServer:
             **inherited,
             "DATABASE_URL": f"sqlite:///{self.workdir / 'db.sqlite3'}",
             "RIM_PASSWORD_HASHERS": FAST_HASHER,
+            # Tests register and log in many users from one address; the tests of the
+            # throttles set their own rates.
+            **{f"RIM_THROTTLE_{scope}": "0" for scope in ("LOGIN", "REGISTER", "SEARCH")},
             "RIM_HOST": "127.0.0.1",
             "RIM_PORT": str(self.port),
             "RIM_COMPAT_PORT": str(self.compat_port),
