@@ -217,6 +217,13 @@ class BoundedRequest(WebRequest):
     refused = False
     body_received = 0
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Twisted would parse multipart and form bodies into request.args, which daphne
+        # never reads: CPU and memory for nothing, and a malformed body answered with
+        # Twisted's own empty 400 instead of the application's envelope.
+        self._parsePOSTFormSubmission = False
+
     def gotLength(self, length):
         if length is not None and length > settings.RIM_MAX_REQUEST_BODY:
             self.refuse_body()

@@ -106,6 +106,25 @@ def test_every_answer_under_api_is_the_envelope(server, method, path, content_ty
     envelope_of(exchange(server.port, method, path, MULTIPART, **headers), status)
 
 
+MALFORMED = b"--rimboundary\r\nthis is no part header\r\n"
+
+
+@pytest.mark.parametrize(
+    ("path", "status"), [("/api/user/create", 415), ("/api/no/such/route", 404)]
+)
+def test_a_malformed_multipart_body_is_answered_by_the_application(server, path, status):
+    """rim's server does not let Twisted parse form bodies (daphne never reads what it
+    parses, and Twisted answered a malformed one with an empty 400 of its own)."""
+    answer = exchange(
+        server.port,
+        "POST",
+        path,
+        MALFORMED,
+        **{"Content-Type": "multipart/form-data; boundary=rimboundary"},
+    )
+    envelope_of(answer, status)
+
+
 def test_a_body_over_rim_max_body_is_413(server):
     account = f"big{uuid.uuid4().hex[:8]}"
     payload = json.dumps(
