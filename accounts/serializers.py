@@ -4,6 +4,7 @@ from rest_framework import serializers
 
 from accounts.models import Friendship, User
 from infra.api import Id, PageInput
+from infra.openapi import Scalar
 
 
 def user_data(user: User, *, with_email: bool = True) -> dict:
@@ -15,6 +16,20 @@ def user_data(user: User, *, with_email: bool = True) -> dict:
         "email": user.email if with_email else "",
         "account": user.account,
     }
+
+
+# The shape of user_data, for the API's description (infra.openapi).
+class UserSerializer(serializers.Serializer):
+    """A user: never a password or its hash."""
+
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    avatar = serializers.CharField()
+    email = serializers.CharField(help_text='"" where the caller is not to see it')
+    account = serializers.CharField()
+
+
+TOKEN = Scalar("Token", serializers.UUIDField(help_text="the new token, for Authorization: Bearer"))
 
 
 class CreateUserInput(serializers.Serializer):
@@ -51,12 +66,16 @@ class FriendInput(serializers.Serializer):
 
 
 class FriendListQuery(PageInput):
-    status = serializers.ChoiceField(choices=[Friendship.APPLY, Friendship.FRIENDS])
+    status = serializers.ChoiceField(
+        choices=Friendship.STATUS_CHOICES,
+        help_text="1: my friends; 0: the requests waiting for my answer",
+    )
 
 
 class FriendAnswerInput(serializers.Serializer):
     ACCEPT = 1
     REJECT = 2
+    ANSWERS = [(ACCEPT, "confirm"), (REJECT, "reject")]
 
     fid = Id()
-    status = serializers.ChoiceField(choices=[ACCEPT, REJECT])
+    status = serializers.ChoiceField(choices=ANSWERS)

@@ -3,13 +3,14 @@
 from django.conf import settings
 from rest_framework import serializers
 
-from accounts.serializers import user_data
+from accounts.serializers import UserSerializer, user_data
 from chat.entries import local_time, optional_time
 from chat.models import Group, Membership, Message
 from chat.protocol import MAX_EMOJI, is_emoji
 from chat.services import ADD, REMOVE, ChatEntry
 from infra.api import Id, PageInput
 from infra.errors import ContentTooLarge
+from infra.openapi import Time
 
 
 def group_data(group: Group) -> dict:
@@ -54,18 +55,80 @@ def member_data(membership: Membership) -> dict:
     return {"role": membership.role, "user": user_data(membership.user)}
 
 
+# The shapes of group_data, message_data, chat_entry_data, member_data and of the
+# other answers, for the API's description (infra.openapi).
+class GroupSerializer(serializers.Serializer):
+    """A conversation: a group (mode 2) or a one-to-one chat (mode 1)."""
+
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    avatar = serializers.CharField()
+    mode = serializers.ChoiceField(choices=Group.MODE_CHOICES)
+    creatorUid = serializers.IntegerField()
+
+
+class ReactionSerializer(serializers.Serializer):
+    emoji = serializers.CharField()
+    count = serializers.IntegerField(help_text="how many members reacted with it")
+    mine = serializers.BooleanField(help_text="whether the caller is one of them")
+
+
+class MessageInfoSerializer(serializers.Serializer):
+    """A message; `client_msg_id` is snake-case, as rim sends it."""
+
+    id = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=Message.KIND_CHOICES)
+    content = serializers.CharField(help_text='"" once recalled; a file\'s URL for Image, File')
+    gid = serializers.IntegerField()
+    uid = serializers.IntegerField(help_text="the sender")
+    client_msg_id = serializers.CharField()
+    createTime = Time()
+    updateTime = Time()
+    recalled = serializers.BooleanField()
+    editTime = Time(allow_null=True, help_text="the last edit's, or null")
+    replyTo = serializers.IntegerField(allow_null=True, help_text="the message replied to")
+    reactions = ReactionSerializer(many=True)
+
+
+class ChatMessageSerializer(serializers.Serializer):
+    """A message with its group and a user."""
+
+    group = GroupSerializer()
+    msg = MessageInfoSerializer()
+    user = UserSerializer(
+        help_text="history: the sender; chat list: the other member of a one-to-one chat, "
+        "the sender of the last message of a group"
+    )
+    unread = serializers.IntegerField(
+        allow_null=True, help_text="chat list: messages from others not yet read; else null"
+    )
+
+
+class MemberSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=Membership.ROLE_CHOICES)
+    user = UserSerializer()
+
+
+class ReactionStateSerializer(serializers.Serializer):
+    on = serializers.BooleanField(help_text="whether the caller's reaction is now there")
+
+
+class PresenceSerializer(serializers.Serializer):
+    uid = serializers.IntegerField()
+    online = serializers.BooleanField()
+    lastSeen = Time(allow_null=True, help_text="null while online, or if never seen")
+
+
 class GroupFields(serializers.Serializer):
     name = serializers.CharField(max_length=128, allow_blank=True, default="")
     avatar = serializers.CharField(max_length=512, allow_blank=True, default="")
-    mode = serializers.ChoiceField(choices=[Group.ONE_TO_ONE, Group.GROUP], default=Group.GROUP)
+    mode = serializers.ChoiceField(choices=Group.MODE_CHOICES, default=Group.GROUP)
     creatorUid = Id(required=False)
 
 
 class MemberFields(serializers.Serializer):
     uid = Id()
-    role = serializers.ChoiceField(
-        choices=[Membership.MEMBER, Membership.ADMIN], default=Membership.MEMBER
-    )
+    role = serializers.ChoiceField(choices=Membership.ROLE_CHOICES, default=Membership.MEMBER)
 
 
 class CreateGroupInput(serializers.Serializer):
@@ -92,7 +155,7 @@ class GidQuery(PageInput):
 class ChangeMembersInput(serializers.Serializer):
     gid = Id()
     uids = serializers.ListField(child=Id(), min_length=1, max_length=1000)
-    opType = serializers.ChoiceField(choices=[ADD, REMOVE])
+    opType = serializers.ChoiceField(choices=[(ADD, "add"), (REMOVE, "remove")])
 
 
 class ChatListInput(PageInput):
@@ -137,7 +200,7 @@ class ReactInput(MessageInput):
 
 
 class PresenceQuery(serializers.Serializer):
-    uids = serializers.CharField(max_length=2000)
+    uids = serializers.CharField(max_length=2000, help_text="user ids separated by commas")
 
     def validate_uids(self, raw: str) -> list[int]:
         """A comma-separated list of user ids (at most RIM_PAGE_SIZE_MAX), in order,

@@ -8,16 +8,19 @@ URL can fetch it until the file is deleted.
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import FileResponse, HttpResponse, HttpResponseRedirect
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import APIView
 
 from files import services
 from files.headers import CONTENT_SECURITY_POLICY
-from files.serializers import file_data
+from files.serializers import FileSerializer, UploadInput, file_data
 from files.uploads import FIELD, UploadParser
 from infra.api import envelope
 from infra.errors import InvalidInput
+from infra.openapi import refusal, route
 
 # Seconds a browser may reuse a download. Private: no shared cache keeps a file that
 # was deleted (a recalled message's) for others.
@@ -38,6 +41,19 @@ class Upload(APIView):
     parser_classes = [UploadParser]
     throttle_classes = [UploadRateThrottle]
 
+    @route(
+        "Upload a file",
+        description="Images are checked by decoding them, stripped of their metadata and "
+        "given a thumbnail. Send the File's `url` as the content of a message of kind Image "
+        "or File; a file no message carries is deleted after a day.",
+        body=UploadInput,
+        data=FileSerializer,
+        errors={
+            409: "the caller's files leave no room for it (RIM_UPLOAD_QUOTA)",
+            413: "the file is over RIM_UPLOAD_MAX bytes, or an image over its pixels",
+            415: "a type that is not allowed, or an image that does not decode",
+        },
+    )
     def post(self, request):
         # Before the body is read: a user out of quota is refused at once.
         services.ensure_room(owner=request.user)
@@ -47,6 +63,33 @@ class Upload(APIView):
         return envelope(file_data(services.upload_file(owner=request.user, upload=upload)))
 
 
+def download_schema(summary: str):
+    """A download's answers: the bytes, or a redirect to object storage."""
+    return extend_schema(
+        summary=summary,
+        description="No token: the URL is the access. Served with "
+        "X-Content-Type-Options: nosniff, and as an attachment unless it is an image.",
+        parameters=[
+            OpenApiParameter("key", str, OpenApiParameter.PATH, description="from the File's url"),
+            OpenApiParameter(
+                "Location",
+                str,
+                OpenApiParameter.HEADER,
+                description="a presigned URL, valid for RIM_S3_URL_EXPIRE seconds",
+                response=[302],
+            ),
+        ],
+        responses={
+            (200, "*/*"): OpenApiResponse(
+                OpenApiTypes.BINARY, description="the file, with its own content type"
+            ),
+            302: OpenApiResponse(description="stored in object storage: fetch it there"),
+            404: refusal(404, "no such file"),
+        },
+    )
+
+
+@download_schema("Download a file")
 class Download(APIView):
     authentication_classes = []
     permission_classes = [AllowAny]
@@ -66,6 +109,7 @@ class Download(APIView):
         return secured(response)
 
 
+@download_schema("Download an image's thumbnail")
 class Thumbnail(Download):
     thumbnail = True
 

@@ -103,6 +103,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "infra",
     "accounts",
     "files",
@@ -313,6 +315,36 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
     # No OPTIONS metadata: DRF would answer it outside the envelope. OPTIONS is a 405.
     "DEFAULT_METADATA_CLASS": None,
+    "DEFAULT_SCHEMA_CLASS": "infra.openapi.RimAutoSchema",
+}
+
+# The OpenAPI description at /api/schema/ and its page at /api/docs/ (infra.openapi).
+SPECTACULAR_SETTINGS = {
+    "TITLE": "rim",
+    "VERSION": "2",
+    "DESCRIPTION": (
+        "rim's REST API. The wire contract, the WebSocket protocol included, is "
+        "docs/protocol.md in rim's repository; this description follows it.\n\n"
+        'Every answer is the envelope `{"ok", "code", "msg", "data"}` with `code` '
+        "the HTTP status: `data` is the payload on success; on a refusal `ok` is false, "
+        "`msg` says why and `data` is null. That holds under `/api/` also for routes that "
+        "do not exist (404) and for unexpected failures (500, logged). Only two routes "
+        "answer something else: this description (`/api/schema/`, JSON) and its page "
+        "(`/api/docs/`, HTML); and a file's download answers the file itself.\n\n"
+        "Every route but `user/create`, `user/login` and the downloads needs "
+        "`Authorization: Bearer <token>` (a token from `user/login`). Ids are JSON "
+        "numbers; times are strings `YYYY-MM-DD HH:MM:SS` in the server's time zone."
+    ),
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Public, and blind to any Authorization header (a stale one must not hide it).
+    "SERVE_AUTHENTICATION": [],
+    "SCHEMA_PATH_PREFIX": "/api/",
+    # In the URL conf's order (users, friends, groups, messages, files), not by path.
+    "SORT_OPERATIONS": False,
+    "ENUM_NAME_OVERRIDES": {"FriendAnswerEnum": "accounts.serializers.FriendAnswerInput.ANSWERS"},
+    # The page's scripts and styles come from drf-spectacular-sidecar, served by rim.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
 
 # Requests per client address (infra.clientaddr) to the costly open routes, and to

@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import path, re_path
+from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerSplitView
 
 from accounts import views as accounts
 from chat import views as chat
@@ -37,6 +38,14 @@ urlpatterns = [
     # A file's capability URLs: the key is the access (files/views.py).
     path("api/file/<str:key>", files.Download.as_view(), name="file"),
     path("api/file/<str:key>/thumb", files.Thumbnail.as_view(), name="file-thumbnail"),
+    # The OpenAPI description of the routes above and its page (infra/openapi.py): the
+    # two answers under /api/ that are not the envelope (their refusals still are).
+    path("api/schema/", SpectacularJSONAPIView.as_view(), name="schema"),
+    path(
+        "api/docs/",
+        SpectacularSwaggerSplitView.as_view(template_name="api_docs.html"),
+        name="api-docs",
+    ),
     # Unknown API routes answer in the envelope, also with DEBUG on; "/api" itself too
     # (APPEND_SLASH would otherwise redirect it, or fail on a POST).
     re_path(r"^api(/|$)", not_found),
