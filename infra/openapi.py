@@ -9,11 +9,14 @@ where a throttle counts, and 503 everywhere (no database connection free in time
 infra.api). Every answer is the envelope of infra.api: a success carries the payload in
 `data`, a refusal is `Error`.
 
-rimsite/urls.py serves the description at /api/schema/ and its page at /api/docs/.
+rimsite/urls.py serves the description at /api/schema/ (made once per process, see
+OncePerProcess) and its page at /api/docs/.
 """
 
+import threading
 from typing import NamedTuple
 
+from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import force_instance
 from drf_spectacular.utils import (
@@ -181,3 +184,19 @@ class RimAutoSchema(AutoSchema):
                 for name, meaning in headers.items()
             }
         return response
+
+
+class OncePerProcess(SchemaGenerator):
+    """drf-spectacular's generator, run once per process: the description does not change
+    while it runs. drf-spectacular makes it anew for every request, which costs CPU on a
+    route that anyone may call, and two first requests at once fail (its extensions load
+    lazily, and not thread-safely)."""
+
+    lock = threading.Lock()
+    schema: dict | None = None
+
+    def get_schema(self, request=None, public=False) -> dict:
+        with self.lock:
+            if OncePerProcess.schema is None:
+                OncePerProcess.schema = super().get_schema(request, public)
+            return OncePerProcess.schema

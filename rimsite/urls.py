@@ -7,6 +7,7 @@ from chat import views as chat
 from chat.page import ClientPage
 from files import views as files
 from infra.api import not_found
+from infra.openapi import OncePerProcess
 
 api = [
     ("user/create", accounts.CreateUser),
@@ -40,7 +41,11 @@ urlpatterns = [
     path("api/file/<str:key>/thumb", files.Thumbnail.as_view(), name="file-thumbnail"),
     # The OpenAPI description of the routes above and its page (infra/openapi.py): the
     # two answers under /api/ that are not the envelope (their refusals still are).
-    path("api/schema/", SpectacularJSONAPIView.as_view(), name="schema"),
+    path(
+        "api/schema/",
+        SpectacularJSONAPIView.as_view(generator_class=OncePerProcess),
+        name="schema",
+    ),
     path(
         "api/docs/",
         SpectacularSwaggerSplitView.as_view(template_name="api_docs.html"),
