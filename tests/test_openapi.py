@@ -388,17 +388,6 @@ def test_file_answers_match(file_storage, alice, client_for, described, settings
     check(alices.get("/api/file/nothing-here"), "GET /api/file/{key}", expect=404)
 
 
-def test_an_unknown_api_route_still_answers_the_envelope(api_client):
-    response = api_client.get("/api/schema")
-    assert response.status_code == 404
-    assert json.loads(response.content) == {
-        "ok": False,
-        "code": 404,
-        "msg": "invalid request",
-        "data": None,
-    }
-
-
 def test_the_description_ignores_a_stale_token_and_refuses_in_the_envelope(api_client):
     api_client.credentials(HTTP_AUTHORIZATION="Bearer 00000000-0000-0000-0000-000000000000")
     assert api_client.get("/api/schema/").status_code == 200

@@ -154,6 +154,9 @@ def test_database_holds_no_usable_token(alice, token_for):
         ("post", "/api/user/nope"),
         ("get", "/api/user/get/"),
         ("get", "/api/"),
+        # The description and its page are only at their own paths (test_openapi).
+        ("get", "/api/schema"),
+        ("get", "/api/docs/nope"),
     ],
 )
 def test_unknown_route_is_404_invalid_request(client_for, alice, method, path):
