@@ -4,10 +4,10 @@ A view's method carries one `route(...)` decorator: a summary, its input (a JSON
 or a `query` serializer), the payload of its answer (`data`, which the envelope wraps)
 and the refusals that only its own rules make (`errors`). RimAutoSchema adds the
 refusals that follow from how the view is set up, so that none is forgotten: 400 where
-there is input to validate, 401 where a token is needed, 413 where there is a body, 429
-where a throttle counts, and 503 everywhere (no database connection free in time,
-infra.api). Every answer is the envelope of infra.api: a success carries the payload in
-`data`, a refusal is `Error`.
+there is input to validate, 401 where a token is needed, 413 and 415 where there is a
+body (too large, not JSON), 429 where a throttle counts, and 503 everywhere (no database
+connection free in time, infra.api). Every answer is the envelope of infra.api: a
+success carries the payload in `data`, a refusal is `Error`.
 
 rimsite/urls.py serves the description at /api/schema/ (made once per process, see
 OncePerProcess) and its page at /api/docs/.
@@ -161,13 +161,16 @@ class RimAutoSchema(AutoSchema):
             )
         if has_body:
             refusals["413"] = self._refusal(413, "the request body is over the server's limit")
+            refusals["415"] = self._refusal(415, "the body is not of the media type above")
         if self.view.get_throttles():
             refusals["429"] = self._refusal(
                 429,
                 "too many requests: try again later",
                 {"Retry-After": "seconds after which the request may succeed"},
             )
-        refusals["503"] = self._refusal(503, "server busy; try again")
+        refusals["503"] = self._refusal(
+            503, "server busy; try again", {"Retry-After": "seconds, when the server knows"}
+        )
         return refusals
 
     def _refusal(self, status: int, why: str, headers: dict[str, str] | None = None) -> dict:

@@ -140,19 +140,22 @@ def test_refusals_follow_each_route_and_its_setup(spec):
     answers = {name: set(operation["responses"]) for name, operation in operations(spec)}
     # Every route can be refused for overload; those with input for bad input.
     assert all("503" in statuses for statuses in answers.values())
-    assert {"200", "400", "409", "413", "503"} == answers["POST /api/user/create"]
-    assert {"200", "400", "401", "413", "503"} == answers["POST /api/user/login"]
+    # Throttled per address (429); a body too large (413) or not JSON (415).
+    assert {"200", "400", "409", "413", "415", "429", "503"} == answers["POST /api/user/create"]
+    assert {"200", "400", "401", "413", "415", "429", "503"} == answers["POST /api/user/login"]
     assert {"200", "401", "503"} == answers["POST /api/user/logout"]
-    assert {"200", "400", "401", "403", "404", "409", "413", "503"} == answers[
+    assert {"200", "400", "401", "404", "429", "503"} == answers["GET /api/user/search"]
+    assert {"200", "400", "401", "403", "404", "409", "413", "415", "503"} == answers[
         "POST /api/message/edit"
     ]
-    # The upload is throttled (429), over its size (413) or of a refused type (415).
     assert {"200", "400", "401", "409", "413", "415", "429", "503"} == answers[
         "POST /api/file/upload"
     ]
-    upload_throttled = spec["paths"]["/api/file/upload"]["post"]["responses"]["429"]
-    assert "Retry-After" in upload_throttled["headers"]
     assert {"200", "302", "404", "503"} == answers["GET /api/file/{key}"]
+    # The route's own description of a status keeps the header that comes with it.
+    locked = spec["paths"]["/api/user/login"]["post"]["responses"]["429"]
+    assert "locked" in locked["description"]
+    assert "Retry-After" in locked["headers"]
 
 
 def test_a_token_is_needed_everywhere_but_to_register_log_in_and_download(spec):
@@ -292,6 +295,17 @@ def test_account_answers_match(api_client, client_for, described, bob, token_for
 
     call(ann, "POST /api/user/logout")
     call(ann, "POST /api/user/logout", expect=401)
+
+
+def test_refusals_of_the_setup_match(api_client, alice, settings, described):
+    not_json = api_client.post("/api/user/login", "account=alice", content_type="text/plain")
+    described.check(not_json, "POST /api/user/login", expect=415)
+    settings.RIM_LOGIN_FAILURES = 1
+    wrong = {"account": "alice", "password": "wrong-pw"}
+    described.call(api_client, "POST /api/user/login", wrong, expect=401)
+    locked = api_client.post("/api/user/login", wrong, format="json")
+    described.check(locked, "POST /api/user/login", expect=429)
+    assert int(locked["Retry-After"]) > 0
 
 
 def test_group_answers_match(alice, bob, carol, client_for, described):
