@@ -65,7 +65,7 @@ def _status_and_message(exc: Exception, context: dict) -> tuple[int, str]:
     if isinstance(exc, exceptions.Throttled):
         wait = _retry_after(exc)
         later = f"try again in {wait} seconds" if wait is not None else "try again later"
-        return 429, f"too many requests from your address: {later}"
+        return 429, f"too many requests: {later}"
     if isinstance(exc, exceptions.ValidationError):
         return 400, validation_message(exc.detail)
     if isinstance(exc, exceptions.ParseError):

@@ -18,7 +18,7 @@ from tests.live import free_port
 from tests.rest_helpers import call, ok
 
 PASSWORD = "secret-pw"
-RETRY_MSG = re.compile(r"^too many requests from your address: try again in (\d+) seconds$")
+RETRY_MSG = re.compile(r"^too many requests: try again in (\d+) seconds$")
 LOCKED_MSG = re.compile(r"^too many failed logins: this account is locked for (\d+) more seconds$")
 
 

@@ -153,7 +153,7 @@ def test_logins_over_the_address_rate_are_429_with_retry_after(server):
         assert login_from(server, "192.0.2.20", account)[0] == 200
     answer = login_from(server, "192.0.2.20", account)
     assert envelope_of(answer, 429)["msg"].startswith(
-        "too many requests from your address: try again in"
+        "too many requests: try again in"
     )
     assert 1 <= int(answer[1]["Retry-After"]) <= 60
     # Another client behind the same proxy has a count of its own.
