@@ -149,11 +149,20 @@ class Download:
         return content_disposition(self.filename, inline=self.inline)
 
 
+def file_by_key(key: str) -> File:
+    """The file of capability key `key`, or NotFound. No other check: knowing the key
+    is the access."""
+    file = File.objects.filter(key=key).first()
+    if file is None:
+        raise NotFound("file not found")
+    return file
+
+
 def download(*, key: str, thumbnail: bool = False) -> Download:
     """What the capability URL of `key` serves; NotFound for an unknown key (or a
-    thumbnail of a file that has none). No other check: knowing the key is the access."""
-    file = File.objects.filter(key=key).first()
-    if file is None or (thumbnail and not file.thumb_name):
+    thumbnail of a file that has none)."""
+    file = file_by_key(key)
+    if thumbnail and not file.thumb_name:
         raise NotFound("file not found")
     if thumbnail:
         kind = THUMBNAIL_KINDS[file.thumb_name.rpartition(".")[2]]

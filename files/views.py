@@ -22,6 +22,9 @@ from infra.api import envelope
 from infra.errors import InvalidInput
 from infra.openapi import refusal, route
 
+# The path parameter of a file's capability URLs.
+KEY = OpenApiParameter("key", str, OpenApiParameter.PATH, description="from the File's url")
+
 # Seconds a browser may reuse a download. Private: no shared cache keeps a file that
 # was deleted (a recalled message's) for others.
 CACHE_SECONDS = 3600
@@ -70,7 +73,7 @@ def download_schema(summary: str):
         description="No token: the URL is the access. Served with "
         "X-Content-Type-Options: nosniff, and as an attachment unless it is an image.",
         parameters=[
-            OpenApiParameter("key", str, OpenApiParameter.PATH, description="from the File's url"),
+            KEY,
             OpenApiParameter(
                 "Location",
                 str,
@@ -112,6 +115,28 @@ class Download(APIView):
 @download_schema("Download an image's thumbnail")
 class Thumbnail(Download):
     thumbnail = True
+
+
+class Info(APIView):
+    """The File a capability URL names: what a message of kind Image or File carries
+    is only the URL, and whoever was sent it needs the name, size, type and an image's
+    dimensions to show it (`<url>/info`, no token, as the download itself)."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    @route(
+        "A file's details",
+        description="No token: the URL is the access. A message of kind Image or File "
+        "carries only the file's URL; this is its File.",
+        data=FileSerializer,
+        errors={404: "no such file"},
+    )
+    @extend_schema(parameters=[KEY])
+    def get(self, request, key: str):
+        response = envelope(file_data(services.file_by_key(key)))
+        response["Cache-Control"] = f"private, max-age={CACHE_SECONDS}"
+        return response
 
 
 def secured(response: HttpResponse) -> HttpResponse:

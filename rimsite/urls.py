@@ -39,6 +39,7 @@ urlpatterns = [
     # A file's capability URLs: the key is the access (files/views.py).
     path("api/file/<str:key>", files.Download.as_view(), name="file"),
     path("api/file/<str:key>/thumb", files.Thumbnail.as_view(), name="file-thumbnail"),
+    path("api/file/<str:key>/info", files.Info.as_view(), name="file-info"),
     # The OpenAPI description of the routes above and its page (infra/openapi.py): the
     # two answers under /api/ that are not the envelope (their refusals still are).
     path(

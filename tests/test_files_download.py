@@ -89,7 +89,23 @@ def test_the_thumbnail_is_served_inline(alice_client, api_client):
 
 
 @pytest.mark.parametrize(
-    "path", ["/api/file/AAAAAAAAAAAAAAAAAAAAAA", "/api/file/AAAAAAAAAAAAAAAAAAAAAA/thumb"]
+    ("content", "name"), [(image_bytes("JPEG", size=(1000, 800)), "big.jpg"), (PDF, "a.pdf")]
+)
+def test_info_answers_the_file_to_whoever_has_its_url(alice_client, api_client, content, name):
+    data = uploaded(alice_client, content, name)
+    response = api_client.get(data["url"] + "/info")  # no token: the URL is the access
+    assert response.status_code == 200
+    assert response["Cache-Control"] == "private, max-age=3600"
+    assert json.loads(response.content) == {"ok": True, "code": 200, "msg": None, "data": data}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/file/AAAAAAAAAAAAAAAAAAAAAA",
+        "/api/file/AAAAAAAAAAAAAAAAAAAAAA/thumb",
+        "/api/file/AAAAAAAAAAAAAAAAAAAAAA/info",
+    ],
 )
 def test_an_unknown_key_is_a_404_in_the_envelope(api_client, db, path):
     response = api_client.get(path)

@@ -158,12 +158,13 @@ def test_refusals_follow_each_route_and_its_setup(spec):
     assert "Retry-After" in locked["headers"]
 
 
-def test_a_token_is_needed_everywhere_but_to_register_log_in_and_download(spec):
+def test_a_token_is_needed_everywhere_but_to_register_log_in_and_reach_a_file(spec):
     open_routes = {
         "POST /api/user/create",
         "POST /api/user/login",
         "GET /api/file/{key}",
         "GET /api/file/{key}/thumb",
+        "GET /api/file/{key}/info",
     }
     assert spec["components"]["securitySchemes"] == {
         "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "UUID"}
@@ -403,6 +404,9 @@ def test_file_answers_match(file_storage, alice, client_for, described, settings
     check(alices.get(file["url"]), "GET /api/file/{key}", expect=expect)
     check(alices.get(file["thumbUrl"]), "GET /api/file/{key}/thumb", expect=expect)
     check(alices.get("/api/file/nothing-here"), "GET /api/file/{key}", expect=404)
+    info = check(alices.get(file["url"] + "/info"), "GET /api/file/{key}/info")
+    assert info == file
+    check(alices.get("/api/file/nothing-here/info"), "GET /api/file/{key}/info", expect=404)
 
 
 def test_the_description_ignores_a_stale_token_and_refuses_in_the_envelope(api_client):
