@@ -1,8 +1,12 @@
 // Message content by kind: how each kind is drawn inside a bubble and how it reads as
-// one line of preview. A new kind (a file, a quote…) is one more entry in KINDS.
-// Everything is built as DOM nodes: content never becomes HTML.
+// one line of preview. A new kind is one more entry in KINDS. Everything is built as
+// DOM nodes: content never becomes HTML. Image and File messages carrying a file the
+// server stores draw as file-content.js says; an Image of any other URL (rim's v1
+// clients send those) shows the picture at that URL.
 
 import { h } from './dom.js';
+import { renderFileCard, renderUploadedImage } from './file-content.js';
+import { isFileUrl } from './files.js';
 import { safeHttpUrl } from './url.js';
 
 const LINK_RE = /\bhttps?:\/\/[^\s<>"'`]+[^\s<>"'`.,;:!?)\]]/g;
@@ -47,7 +51,9 @@ function renderRich(text) {
 }
 
 /** An image by URL; an unsafe URL is shown as the text it is. */
-function renderImage(text, { onImageLoad } = {}) {
+function renderImage(text, options = {}) {
+  if (isFileUrl(text)) return renderUploadedImage(text, options);
+  const { onImageLoad } = options;
   const src = safeHttpUrl(text);
   if (!src) return text;
   const img = h('img', {
@@ -73,6 +79,11 @@ const KINDS = {
       flatten(text.replace(RICH_RE, (all, bold, italic, code, link) => bold ?? italic ?? code ?? link ?? all)),
   },
   Image: { render: renderImage, preview: () => 'Photo' },
+  File: {
+    // a File message always carries an uploaded file's URL; any other shows as text
+    render: (text) => (isFileUrl(text) ? renderFileCard(text) : renderText(text)),
+    preview: () => 'File',
+  },
 };
 
 // a kind this client does not know yet still shows, as plain text

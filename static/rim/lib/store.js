@@ -18,6 +18,7 @@
 //   presence [uid] a user went online or offline
 //   typing [gid]   who is typing in a conversation
 //   contacts    friends or friend requests
+//   uploads [upload]  a file on its way to the server was added, progressed, failed or left
 //   connection  the WebSocket's state (state.connection)
 
 import { isNarrow } from './dom.js';
@@ -36,6 +37,7 @@ export const state = {
   acked: new Map(), // gid -> highest msgId acknowledged as delivered
   presence: new Map(), // uid -> {online, lastSeen}
   typing: new Map(), // gid -> Set of the uids typing there
+  uploads: [], // files being uploaded or refused, oldest first (sync/uploads.js)
   friends: [],
   requests: [],
   sentRequests: new Set(),
@@ -100,6 +102,7 @@ export function signedOut() {
   state.acked.clear();
   state.presence.clear();
   state.typing.clear();
+  state.uploads = [];
   state.unknownPushes = [];
   state.friends = [];
   state.requests = [];
@@ -557,4 +560,22 @@ export function setTyping(gid, uid, typing) {
 export function setConnection(patch) {
   Object.assign(state.connection, patch);
   notify('connection');
+}
+
+// ---------------------------------------------------------------------------
+// uploads: files on their way to the server, until they are sent as messages
+
+export function addUpload(upload) {
+  state.uploads.push(upload);
+  notify('uploads', upload);
+}
+
+export function changeUpload(upload, patch) {
+  Object.assign(upload, patch);
+  notify('uploads', upload);
+}
+
+export function dropUpload(upload) {
+  state.uploads = state.uploads.filter((u) => u !== upload);
+  notify('uploads', upload);
 }

@@ -1,8 +1,11 @@
 // Message history from the server: pages of a conversation, newest first from the
-// server and kept by id in the store; and the catch-up after a reconnect.
+// server and kept by id in the store; and the catch-up after a reconnect. A page's
+// uploaded files are asked about before it is drawn, so that its pictures take their
+// size at once.
 
 import { api, isServerRefusal } from '../lib/api.js';
 import { toast } from '../lib/dom.js';
+import { prefetchFiles } from '../lib/files.js';
 import {
   addHistory,
   clearMessages,
@@ -17,8 +20,11 @@ import { readOpenConversation } from './receipts.js';
 
 const PAGE_SIZE = 30;
 
-const fetchPage = (conv, page) =>
-  api('POST', '/api/message/history', { gid: conv.gid, uid: state.me.id, page, size: PAGE_SIZE });
+async function fetchPage(conv, page) {
+  const rows = await api('POST', '/api/message/history', { gid: conv.gid, uid: state.me.id, page, size: PAGE_SIZE });
+  if (Array.isArray(rows)) await prefetchFiles(rows.map((row) => row.msg));
+  return rows;
+}
 
 /** Loads one page into the store; the rows, or null when it failed (already told to the user). */
 export async function loadHistoryPage(conv, page) {

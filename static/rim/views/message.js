@@ -4,7 +4,8 @@
 // change (confirmed, recalled, edited, reacted to) may alter, keeping the element.
 //
 // opts, from the pane: onImageLoad() when a picture has loaded (the pane keeps its
-// scroll), onJump(msgId) when a reply's quote is chosen.
+// scroll), onOpenImage(file, opener) to show an uploaded picture full size,
+// onJump(msgId) when a reply's quote is chosen.
 
 import { RECALLED_TEXT, renderContent } from '../lib/content.js';
 import { h } from '../lib/dom.js';
@@ -68,20 +69,20 @@ function rowEl(conv, msg, opts, redraw) {
       { class: 'bubble' },
       h('span', { class: 'sr-only' }, mine ? 'You: ' : `${userName(msg.uid)}: `),
       quoteEl(conv, msg, opts.onJump),
-      isEditing(msg) ? editorEl(conv, msg, redraw) : contentEl(msg, opts.onImageLoad),
+      isEditing(msg) ? editorEl(conv, msg, redraw) : contentEl(msg, opts),
       metaEl(msg, mine),
     ),
     isChangeable(msg) ? menuButton(conv, msg, redraw) : null,
   );
 }
 
-function contentEl(msg, onImageLoad) {
+function contentEl(msg, { onImageLoad, onOpenImage }) {
   const el = msg.recalled
     ? h('div', { class: 'content recalled-note', 'data-testid': 'msg-recalled' }, RECALLED_TEXT)
     : h(
         'div',
         { class: `content kind-${msg.kind}`, 'data-testid': 'msg-content' },
-        renderContent(msg, { onImageLoad }),
+        renderContent(msg, { onImageLoad, onOpenImage }),
       );
   shownContent.set(el, contentKey(msg));
   return el;

@@ -1,7 +1,6 @@
 // The conversation pane: opening and closing a conversation, its header, the message
 // list with its scroll position (stuck to the bottom unless the reader scrolled up),
-// older pages on demand, and jumping to the original of a reply. Keeps the drawn list
-// in step with the store's messages.
+// older pages on demand, and jumping to the original of a reply. Keeps the drawn list in step with the store's messages.
 
 import { avatarEl } from '../lib/avatar.js';
 import { byId, h, isNarrow, toast } from '../lib/dom.js';
@@ -20,19 +19,20 @@ import { loadMembers } from '../sync/conversations.js';
 import { loadHistoryPage } from '../sync/history.js';
 import { readOpenConversation } from '../sync/receipts.js';
 import { autosize, focusComposer, switchDraft } from './composer.js';
+import { openLightbox } from './lightbox.js';
 import { messageEl, refreshMessageEl } from './message.js';
 import { stopEditing } from './message-edit.js';
 import { closeMenu } from './message-menu.js';
 
 const NEAR_BOTTOM_PX = 80;
 const HIGHLIGHT_MS = 2000;
-// A reply's original further back than this many pages is not searched for.
-const MAX_PAGES_TO_ORIGINAL = 20;
+// A message further back than this many pages is not searched for.
+const MAX_PAGES_BACK = 20;
 
 const pane = {
   stickToBottom: true,
   drawn: new WeakMap(), // message -> its <li>, while shown
-  jumping: false, // a jump to a reply's original is loading pages
+  jumping: false, // a jump to a message is loading pages
 };
 
 const openConv = () => state.convs.get(state.openGid);
@@ -104,7 +104,8 @@ const drawOptions = (conv) => ({
   onImageLoad: () => {
     if (pane.stickToBottom) scrollToBottom();
   },
-  onJump: (msgId) => jumpToMessage(conv, msgId),
+  onOpenImage: openLightbox,
+  onJump: (msgId) => jumpToMessage(conv, msgId, 'The original message is not available.'),
 });
 
 function drawMessage(conv, msg, prev) {
@@ -212,14 +213,15 @@ function scrollToBottom() {
 }
 
 /**
- * Shows a reply's original: older pages load until it is there, then it scrolls into
- * view, takes the focus and is highlighted for a moment.
+ * Shows a message of the open conversation: older pages load until it is there, then
+ * it scrolls into view, takes the focus and is highlighted for a moment. `missing`:
+ * what to say if it cannot be found.
  */
-async function jumpToMessage(conv, msgId) {
+async function jumpToMessage(conv, msgId, missing) {
   if (pane.jumping) return;
   pane.jumping = true;
   try {
-    for (let pages = 0; !conv.messages.has(msgId) && conv.hasOlder && pages < MAX_PAGES_TO_ORIGINAL; pages += 1) {
+    for (let pages = 0; !conv.messages.has(msgId) && conv.hasOlder && pages < MAX_PAGES_BACK; pages += 1) {
       const rows = await loadHistoryPage(conv, conv.nextPage);
       if (!rows || state.openGid !== conv.gid) return;
       renderMessages(conv, { keepScroll: true });
@@ -230,7 +232,7 @@ async function jumpToMessage(conv, msgId) {
   const msg = conv.messages.get(msgId);
   const el = msg && state.openGid === conv.gid ? shownEl(msg) : null;
   if (!el) {
-    toast('The original message is not available.', 'error');
+    toast(missing, 'error');
     return;
   }
   el.scrollIntoView({ block: 'center' });

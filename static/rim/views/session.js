@@ -11,6 +11,7 @@ import { safeHttpUrl } from '../lib/url.js';
 import { refreshContacts } from '../sync/contacts.js';
 import { refreshConversations } from '../sync/conversations.js';
 import { dropReceipts } from '../sync/receipts.js';
+import { cancelAllUploads } from '../sync/uploads.js';
 import { showBanner } from './banner.js';
 import { clearComposer } from './composer.js';
 import { clearSearch } from './contacts.js';
@@ -77,6 +78,7 @@ export function leaveApp(message) {
     // nothing stored
   }
   dropReceipts();
+  cancelAllUploads();
   signedOut();
   closeConversation();
   clearSearch();
