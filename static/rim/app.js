@@ -27,9 +27,10 @@ import { focusOpenItem, initConvList } from './views/conv-list.js';
 import { initGroups } from './views/groups.js';
 import { initLightbox } from './views/lightbox.js';
 import { initMessageMenu } from './views/message-menu.js';
-import { initPane, openConversation } from './views/pane.js';
+import { initPane, openConversation, showMessage } from './views/pane.js';
 import { initPresence } from './views/presence.js';
 import { initReply } from './views/reply.js';
+import { initSearch } from './views/search.js';
 import { EXPIRED, initSession, leaveApp, restoreSession } from './views/session.js';
 import { initTabs } from './views/tabs.js';
 import { initTyping } from './views/typing.js';
@@ -60,6 +61,7 @@ function wire() {
   initTyping();
   initContacts();
   initGroups();
+  initSearch(showMessage);
   for (const button of document.querySelectorAll('dialog [data-close]')) {
     button.addEventListener('click', () => button.closest('dialog').close());
   }

@@ -1,6 +1,7 @@
 // The conversation pane: opening and closing a conversation, its header, the message
 // list with its scroll position (stuck to the bottom unless the reader scrolled up),
-// older pages on demand, and jumping to the original of a reply. Keeps the drawn list in step with the store's messages.
+// older pages on demand, and jumping to a message (a reply's original, a search
+// result). Keeps the drawn list in step with the store's messages.
 
 import { avatarEl } from '../lib/avatar.js';
 import { byId, h, isNarrow, toast } from '../lib/dom.js';
@@ -243,6 +244,18 @@ async function jumpToMessage(conv, msgId, missing) {
   void el.offsetWidth; // restarts the animation on a second jump
   el.classList.add('highlight');
   setTimeout(() => el.classList.remove('highlight'), HIGHLIGHT_MS);
+}
+
+/** Opens a conversation at one of its messages (a search result). */
+export async function showMessage(gid, msgId) {
+  const conv = state.convs.get(gid);
+  if (!conv) {
+    toast('That conversation is not in your list.', 'error');
+    return;
+  }
+  if (state.openGid !== gid) await openConversation(gid, { focus: false });
+  else showView('chat');
+  await jumpToMessage(conv, msgId, 'The message is not available.');
 }
 
 async function loadOlder() {

@@ -16,6 +16,7 @@ import { showBanner } from './banner.js';
 import { clearComposer } from './composer.js';
 import { clearSearch } from './contacts.js';
 import { closeConversation } from './pane.js';
+import { clearMessageSearch } from './search.js';
 import { selectTab, tablistKeys } from './tabs.js';
 
 const STORE_TOKEN = 'rim.token';
@@ -82,6 +83,7 @@ export function leaveApp(message) {
   signedOut();
   closeConversation();
   clearSearch();
+  clearMessageSearch();
   clearComposer();
   showAuth(message);
 }

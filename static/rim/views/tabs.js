@@ -1,10 +1,10 @@
-// Tabs: the sidebar's Chats / Contacts, and arrow-key moves inside any role=tablist.
+// Tabs: the sidebar's Chats / Contacts / Search, and arrow-key moves inside any role=tablist.
 
 import { byId } from '../lib/dom.js';
 import { setTab } from '../lib/store.js';
 import { refreshContacts } from '../sync/contacts.js';
 
-const SIDEBAR_TABS = ['chats', 'contacts'];
+const SIDEBAR_TABS = ['chats', 'contacts', 'search'];
 
 export function selectTab(tab) {
   setTab(tab);
