@@ -152,9 +152,7 @@ def test_logins_over_the_address_rate_are_429_with_retry_after(server):
     for _ in range(3):
         assert login_from(server, "192.0.2.20", account)[0] == 200
     answer = login_from(server, "192.0.2.20", account)
-    assert envelope_of(answer, 429)["msg"].startswith(
-        "too many requests: try again in"
-    )
+    assert envelope_of(answer, 429)["msg"].startswith("too many requests: try again in")
     assert 1 <= int(answer[1]["Retry-After"]) <= 60
     # Another client behind the same proxy has a count of its own.
     assert login_from(server, "192.0.2.21", account)[0] == 200
