@@ -402,7 +402,7 @@ RIM_PRESENCE_GRACE = env_float("RIM_PRESENCE_GRACE", 30.0)
 # query, and reads the newest RIM_SEARCH_SCAN messages of the caller's groups when they
 # hold no more (or the query's words are too short for the index): a query's work stays
 # bounded however common its words are.
-RIM_SEARCH_DEPTH = env_int("RIM_SEARCH_DEPTH", 1000)
+RIM_SEARCH_DEPTH = env_int("RIM_SEARCH_DEPTH", 200)
 RIM_SEARCH_SCAN = env_int("RIM_SEARCH_SCAN", 10000)
 
 # rim's server (manage.py serve): bytes a WebSocket may have waiting to be sent before it
