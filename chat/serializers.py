@@ -7,7 +7,7 @@ from accounts.serializers import UserSerializer, user_data
 from chat.entries import local_time, optional_time
 from chat.models import Group, Membership, Message
 from chat.protocol import MAX_EMOJI, is_emoji
-from chat.services import ADD, REMOVE, ChatEntry
+from chat.services import ADD, MAX_MATCHES, MAX_QUERY, REMOVE, ChatEntry, SearchResult
 from infra.api import Id, PageInput
 from infra.errors import ContentTooLarge
 from infra.openapi import Time
@@ -49,6 +49,12 @@ def chat_entry_data(entry: ChatEntry) -> dict:
         "user": user_data(entry.user),
         "unread": entry.unread,
     }
+
+
+def search_result_data(result: SearchResult) -> dict:
+    """A ChatMessage of history's shape, with where the query's terms occur in its
+    content: [start, end) offsets in characters (code points)."""
+    return {**chat_entry_data(result.entry), "matches": [list(span) for span in result.matches]}
 
 
 def member_data(membership: Membership) -> dict:
@@ -101,6 +107,18 @@ class ChatMessageSerializer(serializers.Serializer):
     )
     unread = serializers.IntegerField(
         allow_null=True, help_text="chat list: messages from others not yet read; else null"
+    )
+
+
+class SearchResultSerializer(ChatMessageSerializer):
+    """A found message: history's ChatMessage (`user` the sender, `unread` null) and
+    where the query's words occur in its content."""
+
+    matches = serializers.ListField(
+        child=serializers.ListField(child=serializers.IntegerField(), min_length=2, max_length=2),
+        max_length=MAX_MATCHES,
+        help_text="every occurrence of the query's words in msg.content: [start, end) "
+        "offsets in characters (code points), in order, overlapping ones merged",
     )
 
 
@@ -166,6 +184,13 @@ class HistoryInput(PageInput):
     gid = Id()
     # rim's client sends the peer's id here; the token decides who reads.
     uid = serializers.IntegerField(required=False, allow_null=True)
+
+
+class SearchInput(PageInput):
+    q = serializers.CharField(
+        max_length=MAX_QUERY, help_text="the words to find (1-200 characters once trimmed)"
+    )
+    gid = Id(required=False, allow_null=True, help_text="one group; absent or null: all mine")
 
 
 class GroupReadInput(serializers.Serializer):

@@ -139,6 +139,27 @@ class History(APIView):
         return envelope([io.chat_entry_data(entry) for entry in entries])
 
 
+class MessageSearch(APIView):
+    @route(
+        "Search my messages",
+        description="Text messages of the caller's groups (or of group `gid`) that contain "
+        "every word of `q` (split on white space), anywhere, whatever the case, in any "
+        "script; never a recalled one. Best match first, ties newest first; the newest "
+        "RIM_SEARCH_DEPTH matches are ranked and paged. Words shorter than 3 characters "
+        "alone search the newest RIM_SEARCH_SCAN messages of the groups.",
+        body=io.SearchInput,
+        data=io.SearchResultSerializer(many=True),
+        errors={403: NOT_MEMBER},
+    )
+    def post(self, request):
+        data = validated(io.SearchInput, request.data)
+        offset, limit = page_bounds(data)
+        results = services.search_messages(
+            user=request.user, q=data["q"], gid=data.get("gid"), offset=offset, limit=limit
+        )
+        return envelope([io.search_result_data(result) for result in results])
+
+
 class GroupRead(APIView):
     @route(
         "Mark a group read up to its newest message",

@@ -398,6 +398,12 @@ RIM_READY_TIMEOUT = env_float("RIM_READY_TIMEOUT", 2.0)
 RIM_RECALL_WINDOW = env_float("RIM_RECALL_WINDOW", 120.0)
 RIM_EDIT_WINDOW = env_float("RIM_EDIT_WINDOW", 900.0)
 RIM_PRESENCE_GRACE = env_float("RIM_PRESENCE_GRACE", 30.0)
+# Message search (chat/services/search.py) ranks the newest RIM_SEARCH_DEPTH matches of a
+# query, and reads the newest RIM_SEARCH_SCAN messages of the caller's groups when they
+# hold no more (or the query's words are too short for the index): a query's work stays
+# bounded however common its words are.
+RIM_SEARCH_DEPTH = env_int("RIM_SEARCH_DEPTH", 200)
+RIM_SEARCH_SCAN = env_int("RIM_SEARCH_SCAN", 10000)
 
 # rim's server (manage.py serve): bytes a WebSocket may have waiting to be sent before it
 # is closed with 4004 (a client that does not read), seconds it then has to read them

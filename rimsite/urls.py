@@ -30,6 +30,7 @@ api = [
     ("message/recall", chat.Recall),
     ("message/edit", chat.Edit),
     ("message/react", chat.React),
+    ("message/search", chat.MessageSearch),
     ("user/presence", chat.Presence),
     ("file/upload", files.Upload),
 ]

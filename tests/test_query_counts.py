@@ -15,6 +15,7 @@ from chat.services import (
     mark_read,
     react_to_message,
     recall_message,
+    search,
     send_message,
     typing,
 )
@@ -143,6 +144,23 @@ def test_history_costs_a_fixed_number_of_queries_whatever_the_page_size(client_f
         send(senders[index % len(senders)], group)
     client = client_for(alice)
     assert_fixed_cost(page_counts(client, "message/history", post=True, gid=group.pk), limit=4)
+
+
+@pytest.mark.parametrize("path", ["scan", "index"])
+@pytest.mark.parametrize("narrowed", [False, True])
+def test_search_costs_a_fixed_number_of_queries_whatever_the_page_size(
+    client_for, alice, monkeypatch, path, narrowed
+):
+    if path == "index":
+        monkeypatch.setattr(search.Scope, "through_index", property(lambda s: bool(s.indexed)))
+    senders = bulk_users(10)
+    groups = [group_of(alice, *senders, name=f"g{i}") for i in range(3)]
+    for index in range(LARGE + 5):
+        message = send(senders[index % len(senders)], groups[0], f"found {index} found")
+        send(senders[(index + 1) % len(senders)], groups[index % 3], f"other {index}")
+        Reaction.objects.create(message=message, user=senders[index % 3], emoji="👍")
+    query = {"q": "found", "post": True} | ({"gid": groups[0].pk} if narrowed else {})
+    assert_fixed_cost(page_counts(client_for(alice), "message/search", **query), limit=5)
 
 
 def test_member_list_costs_a_fixed_number_of_queries_whatever_the_page_size(client_for, alice):

@@ -7,6 +7,7 @@ transaction (or one statement), that publish what they change through chat.event
 - sending: sending a message, the delivered and read watermarks (the hot path);
 - changes: recall, edit, reaction;
 - reading: chat list, history, offline sync, repairs, the periodic tail check;
+- search: message search over the caller's groups;
 - live: typing and presence, not stored.
 """
 
@@ -43,6 +44,13 @@ from chat.services.reading import (
     sync_state,
     tail_state,
 )
+from chat.services.search import (
+    MAX_MATCHES,
+    MAX_QUERY,
+    SearchResult,
+    register_sqlite_functions,
+    search_messages,
+)
 from chat.services.sending import (
     SendResult,
     mark_delivered,
@@ -53,9 +61,12 @@ from chat.services.sending import (
 
 __all__ = [
     "ADD",
+    "MAX_MATCHES",
+    "MAX_QUERY",
     "REMOVE",
     "ChatEntry",
     "Following",
+    "SearchResult",
     "SendResult",
     "SyncState",
     "TailState",
@@ -87,6 +98,8 @@ __all__ = [
     "react_to_message",
     "reactions_of",
     "recall_message",
+    "register_sqlite_functions",
+    "search_messages",
     "send_message",
     "sharing_a_group",
     "sync_state",
