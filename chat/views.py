@@ -11,6 +11,7 @@ from chat.entries import optional_time
 from infra import presence
 from infra.api import envelope, page_bounds, require_me, validated
 from infra.openapi import DONE, NEW_ID, route
+from infra.throttling import AddressRateThrottle
 
 NOT_ME = "the uid is not the caller's"
 NOT_MEMBER = "the caller is not a member of the group, or there is no such group"
@@ -140,6 +141,10 @@ class History(APIView):
 
 
 class MessageSearch(APIView):
+    # One budget per client address with user/search (RIM_THROTTLE_SEARCH).
+    throttle_classes = [AddressRateThrottle]
+    throttle_scope = "search"
+
     @route(
         "Search my messages",
         description="Text messages of the caller's groups (or of group `gid`) that contain "

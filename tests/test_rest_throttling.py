@@ -149,6 +149,16 @@ def test_search_over_the_address_rate_is_429(rates, clock, alice, bob, token_for
     assert ok(client, "user/get", uid=alice.pk)["id"] == alice.pk
 
 
+def test_message_search_shares_the_search_budget_of_an_address(rates, clock, alice, bob, token_for):
+    rates(search="3/min")
+    client = from_address("198.51.100.8", HTTP_AUTHORIZATION=f"Bearer {token_for(bob)}")
+    assert ok(client, "message/search", {"q": "hello"}) == []
+    assert ok(client, "user/search", account="alice")["id"] == alice.pk
+    assert ok(client, "message/search", {"q": "hello"}) == []
+    status, body = call(client, "message/search", {"q": "hello"})
+    assert (status, body["data"]) == (429, None)
+
+
 def test_search_without_a_token_is_401_and_not_counted(rates, clock, alice):
     rates(search="1/min")
     client = from_address("198.51.100.7")
