@@ -1,13 +1,18 @@
 """infra.dbworkers: the WebSocket side's database workers."""
 
 import asyncio
+import json
 import logging
 import threading
 
 import pytest
+from asgiref.sync import sync_to_async
 
+from chat.models import Message
+from chat.services import send_message
 from infra import dbworkers, publish
 from infra.dbworkers import DatabaseWorker, DatabaseWorkers
+from tests.rest_helpers import group_of
 
 
 class Refused(Exception):
@@ -150,3 +155,34 @@ async def test_a_failed_connection_cleanup_is_logged_and_the_worker_goes_on(monk
             await database.run(failing)
         assert await database.run(lambda: "ran") == "ran"
     assert "event=db_connection_cleanup_failed" in caplog.text
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_in_one_transaction_a_failing_call_takes_back_only_its_own_writes(
+    alice, bob, monkeypatch
+):
+    """SQLite's mode: the batch commits once, each call in a savepoint; what a call
+    publishes leaves only with the commit, and a failed call's writes are undone."""
+    database = DatabaseWorker("test-db", one_transaction=True)
+    group = await sync_to_async(group_of)(alice, bob)
+    published: list = []
+    monkeypatch.setattr(publish, "dispatch", lambda events: published.extend(events))
+    release = threading.Event()
+
+    def send(*, cmid: str, fail: bool = False) -> int:
+        release.wait(5)
+        msg_id = send_message(
+            sender_id=alice.pk, gid=group.pk, kind="Text", content=cmid, client_msg_id=cmid
+        ).message.pk
+        if fail:
+            raise Refused(cmid)
+        return msg_id
+
+    calls = [database.run(send, cmid="one"), database.run(send, cmid="two", fail=True)]
+    calls.append(database.run(send, cmid="three"))
+    release.set()
+    outcomes = await asyncio.gather(*calls, return_exceptions=True)
+    assert isinstance(outcomes[1], Refused)
+    stored = await sync_to_async(list)(Message.objects.values_list("content", flat=True))
+    assert sorted(stored) == ["one", "three"]
+    assert [json.loads(e["push"])["body"]["content"] for _, e in published] == ["one", "three"]

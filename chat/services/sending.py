@@ -77,7 +77,7 @@ def send_message(
         content=content,
         client_msg_id=client_msg_id,
         reply_to_id=reply_to,
-        file=file,
+        file_id=None if file is None else file.pk,
         created_at=now,
         updated_at=now,
     )
