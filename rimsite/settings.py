@@ -163,7 +163,7 @@ def database_from_url(url: str) -> dict:
         config["OPTIONS"] = {
             "pool": {
                 "min_size": env_int("RIM_DB_POOL_MIN", 2),
-                "max_size": env_int("RIM_DB_POOL_MAX", 10),
+                "max_size": env_int("RIM_DB_POOL_MAX", 16),
                 # Seconds a request waits for a free connection before it is refused
                 # (503 in the REST envelope, server_error on the WebSocket).
                 "timeout": env_float("RIM_DB_POOL_TIMEOUT", 10.0),
@@ -197,7 +197,9 @@ DATABASES = {
 # Database workers of the WebSocket side (infra.dbworkers): each holds a connection and
 # runs one transaction at a time. SQLite has a single writer anyway.
 _SQLITE = DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
-RIM_DB_WORKERS = env_int("RIM_DB_WORKERS", 1 if _SQLITE else 4)
+# PostgreSQL: 12, so that a dozen groups commit at once (their flushes grouped); each
+# holds one of the pool's connections.
+RIM_DB_WORKERS = env_int("RIM_DB_WORKERS", 1 if _SQLITE else 12)
 _POOL_MAX = None if _SQLITE else DATABASES["default"]["OPTIONS"]["pool"]["max_size"]
 if _POOL_MAX is not None and _POOL_MAX <= RIM_DB_WORKERS:
     raise ImproperlyConfigured(
