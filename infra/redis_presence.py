@@ -212,7 +212,9 @@ class RedisPresence:
         tasks = [task for task in (self.sender, self.ticker) if task is not None]
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            # Bounded: closing a connection to a Redis that stopped answering can hang.
+            await asyncio.wait(tasks, timeout=self.timeout)
         self.loop = self.redis = self.sender = self.ticker = None
 
     # -- on the event loop, in the background ------------------------------------------
@@ -274,7 +276,11 @@ class RedisPresence:
                 if not await self.tick():
                     await asyncio.sleep(self.refresh)
         finally:
-            await redis.aclose()
+            try:
+                async with asyncio.timeout(self.timeout):
+                    await redis.aclose()
+            except REDIS_TROUBLE as exc:
+                log.warning("event=presence_close_failed error=%r", exc)
 
     async def tick(self) -> bool:
         """Refresh this process's heartbeat, reap the dead, report the users it claims

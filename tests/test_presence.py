@@ -103,7 +103,7 @@ class Deployment:
 
     async def forget(self) -> None:
         """Delete the deployment's keys, as a Redis that lost its data."""
-        async with Redis.from_url(REDIS_URL) as redis:
+        async with Redis.from_url(REDIS_URL, socket_timeout=3) as redis:
             keys = [key async for key in redis.scan_iter(match=f"{self.prefix}:*")]
             if keys:
                 await redis.delete(*keys)
