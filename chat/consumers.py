@@ -57,7 +57,10 @@ def start_presence() -> None:
     """Once per process: report presence changes to the domain (who is told)."""
 
     def changed(uid, online, last_seen) -> None:
-        future = db(services.presence_changed, user_id=uid, online=online, last_seen=last_seen)
+        # By user: its changes are told in the order they happened.
+        future = db(
+            services.presence_changed, route=uid, user_id=uid, online=online, last_seen=last_seen
+        )
         future.add_done_callback(_log_failure)
 
     presence.tracker().start(changed)
@@ -145,7 +148,21 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"no handler for message type {message['type']}")
-        await handler(message)
+        if message["type"].startswith("websocket."):
+            await handler(message)
+            return
+        try:
+            await handler(message)
+        except Exception:
+            # A layer event whose handling failed (its database read, a layer timeout)
+            # is as good as lost, which the tail check repairs. Raising would end the
+            # consumer without its disconnect cleanup.
+            log.exception(
+                "event=layer_event_failed conn=%s uid=%s type=%s",
+                self.conn_label,
+                self.uid,
+                message["type"],
+            )
 
     async def disconnect(self, code: int) -> None:
         self.idle_timer.cancel()
@@ -315,6 +332,11 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         await self.bind(session, gids)
         try:
             state = await db(services.sync_state, user_id=self.uid, limit=settings.RIM_SYNC_LIMIT)
+            # Joined since `gids` was read: its member.joined event may have come
+            # before we listened.
+            await self.join_layer_groups(
+                [events.group_channel(gid) for gid in state.groups if gid not in gids]
+            )
         except Exception:
             # The Login fails as a whole (one server_error ack), instead of an Ok
             # followed by a server_error, or a bound connection that knows no group's
@@ -325,6 +347,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             raise
         for gid, where in state.groups.items():
             self.delivery.follow(gid, where.last_seq, where.members_version)
+        # Left since `gids` was read.
+        await self.leave_layer_groups(
+            [events.group_channel(gid) for gid in gids if gid not in state.groups]
+        )
         await self.send_ack(event)
         await self.delivery.pushed_after_login(state.entries)
 
@@ -333,15 +359,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         Login fails whole and leaves nothing joined: a bound connection that follows
         no group would silently drop pushes."""
         uid = session.user.pk
-        layer_groups = [account_events.user_channel(uid), *map(events.group_channel, gids)]
-        try:
-            async with asyncio.timeout(settings.RIM_LAYER_TIMEOUT):
-                await asyncio.gather(
-                    *(self.channel_layer.group_add(g, self.channel_name) for g in layer_groups)
-                )
-        except BaseException:
-            await self.leave_layer_groups(layer_groups)
-            raise
+        await self.join_layer_groups(
+            [account_events.user_channel(uid), *map(events.group_channel, gids)]
+        )
         self.uid = uid
         self.token_id = session.token_id
         self.expires_at = session.expires_at.timestamp()
@@ -370,7 +390,20 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             [account_events.user_channel(uid), *map(events.group_channel, gids)]
         )
 
+    async def join_layer_groups(self, layer_groups: list[str]) -> None:
+        """Join all of `layer_groups`, or (on failure) none."""
+        try:
+            async with asyncio.timeout(settings.RIM_LAYER_TIMEOUT):
+                await asyncio.gather(
+                    *(self.channel_layer.group_add(g, self.channel_name) for g in layer_groups)
+                )
+        except BaseException:
+            await self.leave_layer_groups(layer_groups)
+            raise
+
     async def leave_layer_groups(self, layer_groups: list[str]) -> None:
+        if not layer_groups:
+            return
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(settings.RIM_LAYER_TIMEOUT):
                 await asyncio.gather(
@@ -393,7 +426,11 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         now = asyncio.get_running_loop().time()
         if self.uid is not None and now >= self.next_tail_check:
             self.next_tail_check = now + settings.RIM_TAIL_CHECK_INTERVAL
-            await self.check_tail()
+            try:
+                await self.check_tail()
+            except Exception:
+                # The Heart has its ack already; the next one checks again.
+                log.exception("event=tail_check_failed conn=%s uid=%s", self.conn_label, self.uid)
 
     async def check_tail(self) -> None:
         """The periodic check of a logged-in connection (on its Heart): the session is

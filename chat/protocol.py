@@ -45,16 +45,13 @@ MAX_EMOJI = 16
 MAX_ID = 2**63 - 1
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
-# Close codes the server starts (docs/protocol.md, "Close codes"). An application may
-# only send 1000 or 3000-4999 (RFC 6455 §7.4.2; autobahn refuses anything else), so
-# the 1xxx codes are sent by the server's transport, never through the application.
-CLOSE_GOING_AWAY = 1001  # the server shuts down: reconnect (elsewhere)
-CLOSE_TOO_BIG = 1009  # a frame over the transport limit (rim's server)
+# Close codes the application starts (docs/protocol.md, "Close codes"). The server's
+# transport sends the others itself (infra.server): 1001 at shutdown, 1009 for a frame
+# over its limit, 4004 for a client that reads too slowly.
 CLOSE_IDLE = 4000  # silent longer than the idle timeout
 CLOSE_DEACTIVATED = 4001  # the user was deactivated
 CLOSE_NO_LOGIN = 4002  # no Login within the login deadline
 CLOSE_TOO_MANY = 4003  # too many connections from this address
-CLOSE_BACKLOG = 4004  # pushes waiting for this client over the cap: it reads too slowly
 CLOSE_RATE_ABUSE = 4008  # a full burst of refused events in a row
 CLOSE_TOO_BIG_APP = 4009  # a frame over the limit, seen by the application (stock daphne)
 

@@ -29,6 +29,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.db import connection, connections, transaction
+from django.db.transaction import TransactionManagementError
 
 from infra import metrics, publish
 
@@ -75,9 +76,19 @@ class DatabaseWorker:
             with contextlib.suppress(queue.Empty):
                 while True:
                     batch.append(self.calls.get_nowait())
-            self.run_batch(batch)
+            try:
+                self.run_batch(batch)
+            except Exception as exc:
+                # Never let the thread die: every later call would wait forever.
+                log.exception("event=db_batch_failed worker=%s", self.name)
+                self.report([(future, None, exc) for _, _, future, _ in batch], [])
 
     def run_batch(self, batch: list[Call]) -> None:
+        # Closing the connection (future None) must not happen inside the batch's
+        # transaction: after the batch.
+        closes = [call for call in batch if call[2] is None]
+        if closes:
+            batch = [call for call in batch if call[2] is not None]
         if self.breakages_seen != _breakages:
             self.breakages_seen = _breakages
             drop_connection_if(_unusable)
@@ -86,8 +97,10 @@ class DatabaseWorker:
                 outcomes = self.run_in_one_transaction(batch)
             else:
                 outcomes = [self.run_call(call) for call in batch]
-        metrics.DB_QUEUE_DEPTH.dec(len(batch))
-        self.finished += len(batch)
+        for call in closes:
+            self.run_call(call)
+        metrics.DB_QUEUE_DEPTH.dec(len(batch) + len(closes))
+        self.finished += len(batch) + len(closes)
         self.report(outcomes, events)
 
     def run_call(self, call: Call, *, savepoint: bool = False) -> tuple:
@@ -96,7 +109,11 @@ class DatabaseWorker:
         try:
             if savepoint:
                 with transaction.atomic():
-                    return future, func(**kwargs), None
+                    result = func(**kwargs)
+                    if transaction.get_connection().needs_rollback:
+                        # It swallowed a database error: take back what it wrote.
+                        raise TransactionManagementError(f"{func.__name__} hid a database error")
+                return future, result, None
             return future, func(**kwargs), None
         except BaseException as exc:  # whatever it is, its caller gets it
             if not savepoint and drop_connection_if(_failed_and_unusable):
@@ -214,7 +231,7 @@ def settle(outcomes: list, events: list) -> None:
     if events:
         publish.dispatch(events)
     for future, result, exc in outcomes:
-        if future.cancelled():
+        if future.done():  # cancelled, or settled before its batch failed
             continue
         if exc is None:
             future.set_result(result)

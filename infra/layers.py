@@ -230,8 +230,12 @@ class RimPubSubLayer(RedisPubSubChannelLayer):
 
 
 class RimPubSubLoopLayer(RedisPubSubLoopLayer):
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, capacity: int = 1000, **kwargs):
         super().__init__(*args, **kwargs)
+        # Per channel, as ProcessChannelLayer's: a connection that stopped reading
+        # must not hold every push sent to it (the stock layer's queues are
+        # unbounded); Delivery fills what was dropped from the database.
+        self.capacity = capacity
         self._shards = [
             RimShardConnection(host, self) for host in decode_hosts(kwargs.get("hosts"))
         ]
@@ -285,6 +289,9 @@ class RimPubSubLoopLayer(RedisPubSubLoopLayer):
                 message = self.channel_layer.deserialize(data)
             if inbox.messages is None:
                 inbox.messages = deque()
+            elif len(inbox.messages) >= self.capacity:
+                metrics.LAYER_DROPS.labels("channel_full").inc()
+                continue
             inbox.messages.append(message)
             if inbox.waiter is not None and not inbox.waiter.done():
                 inbox.waiter.set_result(None)

@@ -8,7 +8,7 @@ cursor with psycopg's preparation on sends the text once per connection and then
 the values. Each database worker keeps its connection, so the plan is made once.
 
 SQL for this cursor uses %(name)s placeholders, and casts a parameter wherever
-PostgreSQL cannot tell its type from the context (`%(reply)s::bigint IS NULL`).
+PostgreSQL cannot tell its type from the context (`CAST(%(reply)s AS BIGINT) IS NULL`).
 """
 
 from django.db import connection

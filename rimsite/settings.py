@@ -271,10 +271,9 @@ if REDIS_URL:
             },
         }
     }
+    CHANNEL_LAYERS["default"]["CONFIG"]["capacity"] = RIM_LAYER_CAPACITY
     if RIM_CHANNEL_LAYER == "core":
-        CHANNEL_LAYERS["default"]["CONFIG"].update(
-            capacity=RIM_LAYER_CAPACITY, group_expiry=RIM_LAYER_GROUP_EXPIRY, expiry=60
-        )
+        CHANNEL_LAYERS["default"]["CONFIG"].update(group_expiry=RIM_LAYER_GROUP_EXPIRY, expiry=60)
 else:
     CHANNEL_LAYERS = {
         "default": {

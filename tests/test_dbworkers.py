@@ -7,6 +7,8 @@ import threading
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.db import IntegrityError, transaction
+from django.db.transaction import TransactionManagementError
 
 from chat.models import Message
 from chat.services import send_message
@@ -186,3 +188,79 @@ async def test_in_one_transaction_a_failing_call_takes_back_only_its_own_writes(
     stored = await sync_to_async(list)(Message.objects.values_list("content", flat=True))
     assert sorted(stored) == ["one", "three"]
     assert [json.loads(e["push"])["body"]["content"] for _, e in published] == ["one", "three"]
+
+
+async def test_a_batch_that_fails_outside_its_calls_fails_them_and_the_worker_goes_on(
+    monkeypatch, caplog
+):
+    database = DatabaseWorker("test-db")
+    collecting = publish.collecting
+
+    def broken_once():
+        monkeypatch.setattr(publish, "collecting", collecting)
+        raise RuntimeError("collector broken")
+
+    monkeypatch.setattr(publish, "collecting", broken_once)
+    with (
+        caplog.at_level(logging.ERROR, logger="rim.db"),
+        pytest.raises(RuntimeError, match="collector broken"),
+    ):
+        await database.run(lambda: "lost")
+    assert "event=db_batch_failed" in caplog.text
+    assert await database.run(lambda: "still serving") == "still serving"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_in_one_transaction_a_call_that_hides_a_database_error_is_taken_back(alice, bob):
+    """A call that catches the error of an inner atomic(savepoint=False) leaves the
+    transaction marked for rollback: it fails, and only its writes are undone."""
+    database = DatabaseWorker("test-db", one_transaction=True)
+    group = await sync_to_async(group_of)(alice, bob)
+    release = threading.Event()
+
+    def send(*, cmid: str, hide_error: bool = False) -> str:
+        release.wait(5)
+        send_message(
+            sender_id=alice.pk, gid=group.pk, kind="Text", content=cmid, client_msg_id=cmid
+        )
+        if hide_error:
+            try:
+                with transaction.atomic(savepoint=False):
+                    raise IntegrityError("a constraint failed")
+            except IntegrityError:
+                pass
+        return cmid
+
+    calls = [database.run(send, cmid="one"), database.run(send, cmid="two", hide_error=True)]
+    calls.append(database.run(send, cmid="three"))
+    release.set()
+    outcomes = await asyncio.gather(*calls, return_exceptions=True)
+    assert outcomes[0] == "one" and outcomes[2] == "three"
+    assert isinstance(outcomes[1], TransactionManagementError)
+    stored = await sync_to_async(list)(Message.objects.values_list("content", flat=True))
+    assert sorted(stored) == ["one", "three"]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_in_one_transaction_closing_the_connection_waits_for_the_batch(alice, bob):
+    database = DatabaseWorker("test-db", one_transaction=True)
+    group = await sync_to_async(group_of)(alice, bob)
+    release = threading.Event()
+
+    def send(*, cmid: str) -> str:
+        release.wait(5)
+        send_message(
+            sender_id=alice.pk, gid=group.pk, kind="Text", content=cmid, client_msg_id=cmid
+        )
+        return cmid
+
+    first = database.run(send, cmid="one")
+    closing = asyncio.create_task(asyncio.to_thread(database.close_connection))
+    await asyncio.sleep(0.05)  # the close is queued behind the blocked call
+    second = database.run(send, cmid="two")
+    release.set()
+    assert [await first, await second] == ["one", "two"]
+    await closing
+    assert await database.run(send, cmid="three") == "three"
+    stored = await sync_to_async(list)(Message.objects.values_list("content", flat=True))
+    assert sorted(stored) == ["one", "three", "two"]

@@ -14,10 +14,15 @@ both indexes are of trigrams (CJK text has no spaces between words):
   would fail).
 
 Existing rows are indexed here: PostgreSQL builds the index over them, SQLite's FTS
-table is rebuilt from the view.
+table is rebuilt from the view. On PostgreSQL the indexes are built CONCURRENTLY, so
+that sending goes on while they build on a large table; that cannot run in a
+transaction, so this migration is not atomic (SQLite's steps run in one of their own).
+A build that failed half way leaves an invalid index, dropped before the next try.
 """
 
-from django.db import migrations
+import contextlib
+
+from django.db import migrations, transaction
 
 TEXT_KINDS = "('Text', 'RichText')"
 
@@ -30,10 +35,11 @@ POSTGRESQL = [
     # Trusted since PostgreSQL 13: the database owner may create it. Left in place when
     # this migration is reversed: other objects of the database may use it.
     ("CREATE EXTENSION IF NOT EXISTS pg_trgm", None),
+    ("DROP INDEX CONCURRENTLY IF EXISTS chat_message_search", None),
     (
-        "CREATE INDEX chat_message_search ON chat_message USING gin (content gin_trgm_ops) "
-        f"WHERE kind IN {TEXT_KINDS} AND NOT recalled",
-        "DROP INDEX chat_message_search",
+        "CREATE INDEX CONCURRENTLY chat_message_search ON chat_message "
+        f"USING gin (content gin_trgm_ops) WHERE kind IN {TEXT_KINDS} AND NOT recalled",
+        "DROP INDEX CONCURRENTLY IF EXISTS chat_message_search",
     ),
     # The planner chooses between the trigram index and walking the ids backwards by
     # how many messages it expects a word to match: sampled from 1000 values of
@@ -45,9 +51,10 @@ POSTGRESQL = [
     ("ANALYZE chat_message", None),
     # The newest messages of a set of groups, read from the index alone (SQLite's index
     # on group_id holds the rowid, which is the id, already).
+    ("DROP INDEX CONCURRENTLY IF EXISTS chat_message_group_newest", None),
     (
-        "CREATE INDEX chat_message_group_newest ON chat_message (group_id, id)",
-        "DROP INDEX chat_message_group_newest",
+        "CREATE INDEX CONCURRENTLY chat_message_group_newest ON chat_message (group_id, id)",
+        "DROP INDEX CONCURRENTLY IF EXISTS chat_message_group_newest",
     ),
 ]
 
@@ -92,29 +99,31 @@ SQLITE = [
 ]
 
 
-def _run(statements):
-    def run(schema_editor, forward: bool) -> None:
-        steps = statements if forward else reversed(statements)
-        for sql, reverse_sql in steps:
+VENDORS = {"postgresql": POSTGRESQL, "sqlite": SQLITE}
+
+
+def _apply(schema_editor, *, forward: bool) -> None:
+    connection = schema_editor.connection
+    statements = VENDORS[connection.vendor]
+    # PostgreSQL's CONCURRENTLY needs autocommit; SQLite's steps stand or fall together.
+    together = connection.vendor == "sqlite"
+    with transaction.atomic(using=connection.alias) if together else contextlib.nullcontext():
+        for sql, reverse_sql in statements if forward else reversed(statements):
             chosen = sql if forward else reverse_sql
             if chosen:
                 schema_editor.execute(chosen)
 
-    return run
-
-
-VENDORS = {"postgresql": _run(POSTGRESQL), "sqlite": _run(SQLITE)}
-
 
 def create_search_index(apps, schema_editor):
-    VENDORS[schema_editor.connection.vendor](schema_editor, forward=True)
+    _apply(schema_editor, forward=True)
 
 
 def drop_search_index(apps, schema_editor):
-    VENDORS[schema_editor.connection.vendor](schema_editor, forward=False)
+    _apply(schema_editor, forward=False)
 
 
 class Migration(migrations.Migration):
+    atomic = False
 
     dependencies = [
         ("chat", "0003_message_file"),

@@ -22,11 +22,8 @@ def access_group_as_admin(*, user_id: int, gid: int) -> Membership:
     return membership
 
 
-def message_in_group(*, gid: int, msg_id: int, lock: bool = False) -> Message:
-    messages = Message.objects.filter(pk=msg_id, group_id=gid)
-    if lock:
-        messages = messages.select_for_update()
-    message = messages.first()
+def message_in_group(*, gid: int, msg_id: int) -> Message:
+    message = Message.objects.filter(pk=msg_id, group_id=gid).first()
     if message is None:
         raise UnknownMessage(f"message {msg_id} is not in group {gid}")
     return message

@@ -2,8 +2,9 @@
 
 A message costs a fixed number of statements whatever the group size: it is stored
 once and the members' watermarks say who has it. On PostgreSQL the whole send is one
-statement (no BEGIN/COMMIT round trips, one WAL flush); SQLite, in-process, runs the
-same steps as five statements in one transaction. Both are fixed SQL instead of the
+statement (no BEGIN/COMMIT round trips, one WAL flush); SQLite, in-process, and a
+message that carries a file run the same steps as five statements (six: the file is
+marked sent) in one transaction. Both are fixed SQL instead of the
 ORM's query building, which profiling showed to cost several times the database's own
 work; table names come from the models and every value is a bound parameter.
 """
@@ -54,19 +55,24 @@ def send_message(
     """
     now = timezone.now()
     file = _attached_file(sender_id, kind, content)
-    store = _store_postgresql if connection.vendor == "postgresql" else _store_in_transaction
+    # A file is marked sent in the message's own transaction: the purge of abandoned
+    # uploads never deletes one that a stored message carries.
+    single = connection.vendor == "postgresql" and file is None
+    store = _store_postgresql if single else _store_in_transaction
     try:
         stored = store(sender_id, gid, kind, content, client_msg_id, reply_to, file, now)
     except IntegrityError:
         # A concurrent retry of the same clientMsgId committed first: theirs won.
-        stored = None
+        # Any other violation (a file purged meanwhile) is an error.
+        earlier = _earlier(sender_id, client_msg_id)
+        if earlier is None:
+            raise
+        return SendResult(message=earlier, created=False)
     if stored is None:
         return SendResult(
             message=_why_not_stored(sender_id, gid, client_msg_id, reply_to), created=False
         )
     msg_id, seq, number, members_version = stored
-    if file is not None:
-        files.mark_sent(file)
     message = Message(
         pk=msg_id,
         group_id=gid,
@@ -100,13 +106,17 @@ def _attached_file(sender_id: int, kind: str, content: str) -> File | None:
 
 def _why_not_stored(sender_id: int, gid: int, client_msg_id: str, reply_to: int | None) -> Message:
     """Nothing was stored: the earlier message of a retry, or the refusal."""
-    earlier = Message.objects.filter(sender_id=sender_id, client_msg_id=client_msg_id).first()
+    earlier = _earlier(sender_id, client_msg_id)
     if earlier is not None:
         return earlier
     access_group(user_id=sender_id, gid=gid)
     if reply_to is not None:
         message_in_group(gid=gid, msg_id=reply_to)
     raise NotMember(f"user {sender_id} is not a member of group {gid}")
+
+
+def _earlier(sender_id: int, client_msg_id: str) -> Message | None:
+    return Message.objects.filter(sender_id=sender_id, client_msg_id=client_msg_id).first()
 
 
 # The group row's UPDATE allocates the seq and the message's number, locks the row until
@@ -189,6 +199,8 @@ def _store_in_transaction(sender_id, gid, kind, content, client_msg_id, reply_to
         params["id"] = cursor.fetchone()[0]
         cursor.execute(_SET_LAST, params)
         cursor.execute(_SENDER_READ, params)
+        if file is not None:
+            files.mark_sent(file)
     return params["id"], params["seq"], params["number"], members_version
 
 
