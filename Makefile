@@ -40,12 +40,15 @@ browser-deps:
 	  echo "installing Debian's chromium for the browser tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
+# Test processes per pass (pytest-xdist); each has its own databases and Redis prefix.
+TEST_PROCESSES ?= 3
+
 test-embedded: setup
-	$(BIN)/pytest -m "not services"
+	$(BIN)/pytest -n $(TEST_PROCESSES) -m "not services"
 
 test-services: setup
 	@if $(BIN)/python -m tests.services; then \
-	  $(SERVICES_ENV) $(BIN)/pytest -m "services or not (e2e or browser)"; \
+	  $(SERVICES_ENV) $(BIN)/pytest -n $(TEST_PROCESSES) -m "services or not (e2e or browser)"; \
 	elif [ "$$CI" = "true" ]; then \
 	  echo "FAILED: PostgreSQL and Redis are required in CI (see above)"; exit 1; \
 	else \

@@ -169,6 +169,10 @@ def database_from_url(url: str) -> dict:
                 "timeout": env_float("RIM_DB_POOL_TIMEOUT", 10.0),
             }
         }
+        # The pool checks a connection before lending it (one empty round trip): after
+        # PostgreSQL restarts, the connections it holds are dead, and the first use of
+        # each would fail its request or event.
+        config["CONN_HEALTH_CHECKS"] = True
         config["TEST"] = {"NAME": f"test_rim_{os.getpid()}"}
         return config
     config = dj_database_url.parse(url, conn_max_age=env_int("RIM_CONN_MAX_AGE", 600))
@@ -244,6 +248,10 @@ RIM_LAYER_GROUP_EXPIRY = env_int("RIM_LAYER_GROUP_EXPIRY", 2 * 86400)
 RIM_CHANNEL_LAYER = env_str("RIM_CHANNEL_LAYER", "pubsub")
 # Key/channel prefix in Redis: separate deployments (or test runs) sharing one Redis.
 RIM_LAYER_PREFIX = env_str("RIM_LAYER_PREFIX", "rim")
+if _test_worker := os.environ.get("PYTEST_XDIST_WORKER"):
+    # The processes of one parallel test run have their own databases but the same
+    # ids in them: on one prefix, one's pushes would reach another's connections.
+    RIM_LAYER_PREFIX = f"{RIM_LAYER_PREFIX}-{_test_worker}"
 if REDIS_URL:
     from redis.exceptions import ConnectionError as RedisConnectionError
 

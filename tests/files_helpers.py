@@ -19,7 +19,6 @@ from pathlib import Path
 
 import boto3
 import pytest
-from django.core.cache import cache
 from django.core.files.storage import storages
 from PIL import ExifTags, Image
 
@@ -89,12 +88,11 @@ def alice_client(client_for, alice):
 @pytest.fixture
 def upload_sandbox(settings, tmp_path):
     """Every files test: uploads go to a directory of the test's own (never the
-    project's var/media), and are not throttled (the throttle counts in the process's
-    cache, which outlives a test: only the throttling test counts them)."""
+    project's var/media), and are not throttled (only the throttling test counts them).
+    Never cache.clear(): on Redis that is FLUSHDB, under every other test's feet."""
     store = FilesystemStore(tmp_path / "media")
     settings.STORAGES = {**settings.STORAGES, "default": store.storage_setting()}
     settings.RIM_UPLOAD_RATE = None
-    cache.clear()
 
 
 class FilesystemStore:

@@ -21,6 +21,21 @@ class Refused(Exception):
     pass
 
 
+@pytest.fixture
+def sql_worker():
+    """A worker for tests that reach the database: its connection is given back to
+    the pool afterwards (the process's own workers hold most of it)."""
+    made: list[DatabaseWorker] = []
+
+    def make(**options) -> DatabaseWorker:
+        made.append(DatabaseWorker("test-db", **options))
+        return made[-1]
+
+    yield make
+    for worker in made:
+        worker.close_connection()
+
+
 async def test_calls_run_in_order_on_one_thread_and_each_gets_its_own_outcome():
     database = DatabaseWorker("test-db")
     ran: list[tuple[int, str]] = []
@@ -161,11 +176,11 @@ async def test_a_failed_connection_cleanup_is_logged_and_the_worker_goes_on(monk
 
 @pytest.mark.django_db(transaction=True)
 async def test_in_one_transaction_a_failing_call_takes_back_only_its_own_writes(
-    alice, bob, monkeypatch
+    alice, bob, monkeypatch, sql_worker
 ):
     """SQLite's mode: the batch commits once, each call in a savepoint; what a call
     publishes leaves only with the commit, and a failed call's writes are undone."""
-    database = DatabaseWorker("test-db", one_transaction=True)
+    database = sql_worker(one_transaction=True)
     group = await sync_to_async(group_of)(alice, bob)
     published: list = []
     monkeypatch.setattr(publish, "dispatch", lambda events: published.extend(events))
@@ -211,10 +226,12 @@ async def test_a_batch_that_fails_outside_its_calls_fails_them_and_the_worker_go
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_in_one_transaction_a_call_that_hides_a_database_error_is_taken_back(alice, bob):
+async def test_in_one_transaction_a_call_that_hides_a_database_error_is_taken_back(
+    alice, bob, sql_worker
+):
     """A call that catches the error of an inner atomic(savepoint=False) leaves the
     transaction marked for rollback: it fails, and only its writes are undone."""
-    database = DatabaseWorker("test-db", one_transaction=True)
+    database = sql_worker(one_transaction=True)
     group = await sync_to_async(group_of)(alice, bob)
     release = threading.Event()
 
@@ -242,8 +259,10 @@ async def test_in_one_transaction_a_call_that_hides_a_database_error_is_taken_ba
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_in_one_transaction_closing_the_connection_waits_for_the_batch(alice, bob):
-    database = DatabaseWorker("test-db", one_transaction=True)
+async def test_in_one_transaction_closing_the_connection_waits_for_the_batch(
+    alice, bob, sql_worker
+):
+    database = sql_worker(one_transaction=True)
     group = await sync_to_async(group_of)(alice, bob)
     release = threading.Event()
 

@@ -7,7 +7,6 @@ import json
 import os
 
 import pytest
-from django.core.cache import cache
 from PIL import Image
 
 from files.images import THUMBNAIL_SIZE
@@ -326,7 +325,6 @@ def test_uploading_needs_a_token(api_client, db, file_storage):
 
 def test_uploads_are_throttled_per_user(alice_client, client_for, bob, settings):
     settings.RIM_UPLOAD_RATE = "2/min"
-    cache.clear()
     uploaded(alice_client, b"one", "1.txt")
     uploaded(alice_client, b"two", "2.txt")
     body, content_type = multipart([("file", "3.txt", b"three", "text/plain")])
