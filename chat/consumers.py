@@ -20,6 +20,7 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.db import connection
 
 from accounts import events as account_events
 from accounts import services as accounts
@@ -64,6 +65,32 @@ def start_presence() -> None:
         future.add_done_callback(_log_failure)
 
     presence.tracker().start(changed)
+
+
+# Ids of new messages one batch adds to SQLite's search index, at most.
+SEARCH_INDEX_BATCH = 20_000
+_search_indexer: asyncio.Task | None = None
+
+
+def start_search_indexer() -> None:
+    """SQLite, once per event loop: add the new messages to the search index in a
+    batch every RIM_SEARCH_INDEX_INTERVAL seconds, on the database worker (the one
+    writer), rather than one by one in each send's transaction."""
+    global _search_indexer
+    if connection.vendor != "sqlite":
+        return
+    loop = asyncio.get_running_loop()
+    if _search_indexer is None or _search_indexer.get_loop() is not loop:
+        _search_indexer = loop.create_task(index_for_search())
+
+
+async def index_for_search() -> None:
+    while True:
+        await asyncio.sleep(settings.RIM_SEARCH_INDEX_INTERVAL)
+        try:
+            await db(services.index_new_messages, limit=SEARCH_INDEX_BATCH)
+        except Exception:
+            log.exception("event=search_index_failed")
 
 
 def _log_failure(future: asyncio.Future) -> None:
@@ -134,6 +161,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.idle_timer = loop.call_later(settings.RIM_IDLE_TIMEOUT, self.check_idle)
         self.login_timer = loop.call_later(settings.RIM_LOGIN_TIMEOUT, self.check_login)
         start_presence()
+        start_search_indexer()
         await self.accept()
         log.info("event=ws_open conn=%s", self.conn_label)
         if connections_from[self.address] > settings.RIM_MAX_CONNECTIONS_PER_IP > 0:

@@ -413,6 +413,9 @@ RIM_PRESENCE_GRACE = env_float("RIM_PRESENCE_GRACE", 30.0)
 # bounded however common its words are.
 RIM_SEARCH_DEPTH = env_int("RIM_SEARCH_DEPTH", 200)
 RIM_SEARCH_SCAN = env_int("RIM_SEARCH_SCAN", 10000)
+# SQLite: seconds between two batches of new messages added to the search index (a
+# search first adds those not indexed yet itself).
+RIM_SEARCH_INDEX_INTERVAL = env_float("RIM_SEARCH_INDEX_INTERVAL", 1.0)
 
 # rim's server (manage.py serve): bytes a WebSocket may have waiting to be sent before it
 # is closed with 4004 (a client that does not read), seconds it then has to read them

@@ -160,7 +160,10 @@ def test_search_costs_a_fixed_number_of_queries_whatever_the_page_size(
         send(senders[(index + 1) % len(senders)], groups[index % 3], f"other {index}")
         Reaction.objects.create(message=message, user=senders[index % 3], emoji="👍")
     query = {"q": "found", "post": True} | ({"gid": groups[0].pk} if narrowed else {})
-    assert_fixed_cost(page_counts(client_for(alice), "message/search", **query), limit=5)
+    # SQLite first indexes the messages stored since its last batch: two statements in
+    # a savepoint (the test's transaction is around it).
+    catch_up = 4 if connection.vendor == "sqlite" else 0
+    assert_fixed_cost(page_counts(client_for(alice), "message/search", **query), limit=5 + catch_up)
 
 
 def test_member_list_costs_a_fixed_number_of_queries_whatever_the_page_size(client_for, alice):

@@ -8,10 +8,14 @@ both indexes are of trigrams (CJK text has no spaces between words):
   the searchable rows (a partial index). PostgreSQL keeps it in step with every
   insert, edit, recall and delete itself.
 - SQLite: an FTS5 table with the `trigram` tokenizer over the view of the searchable
-  rows of chat_message (external content), kept in step by triggers on chat_message.
-  A later migration that makes Django rebuild chat_message on SQLite (copy, drop,
-  rename) drops these triggers: it must create them again (tests/test_search.py
-  would fail).
+  rows of chat_message (external content). New messages are indexed in batches
+  (chat.services.search.index_new_messages: every second, and before each search):
+  one FTS5 insert per message in the send's transaction cost ten times as much, a
+  third of a send. chat_message_search_upto holds the newest id indexed; triggers on
+  chat_message keep the rows up to it in step with edits, recalls and deletes (the
+  rows after it are read from the view when they are indexed). A later migration
+  that makes Django rebuild chat_message on SQLite (copy, drop, rename) drops these
+  triggers: it must create them again (tests/test_search.py would fail).
 
 Existing rows are indexed here: PostgreSQL builds the index over them, SQLite's FTS
 table is rebuilt from the view. On PostgreSQL the indexes are built CONCURRENTLY, so
@@ -58,11 +62,18 @@ POSTGRESQL = [
     ),
 ]
 
+# Only the rows indexed already: the others are read from the view when indexed.
+_INDEXED = "{row}.id <= (SELECT upto FROM chat_message_search_upto)"
 _FTS_ADD = "INSERT INTO chat_message_search (rowid, content) SELECT new.id, new.content WHERE {}"
 _FTS_REMOVE = (
     "INSERT INTO chat_message_search (chat_message_search, rowid, content) "
     "SELECT 'delete', old.id, old.content WHERE {}"
 )
+
+
+def _indexed_and_searchable(row: str) -> str:
+    return f"{_INDEXED.format(row=row)} AND {_searchable(row)}"
+
 
 SQLITE = [
     # What the FTS table indexes, as a view: its 'rebuild' and 'integrity-check' then
@@ -77,23 +88,27 @@ SQLITE = [
         "content='chat_message_searchable', content_rowid='id', tokenize='trigram')",
         "DROP TABLE chat_message_search",
     ),
-    ("INSERT INTO chat_message_search (chat_message_search) VALUES ('rebuild')", None),
     (
-        "CREATE TRIGGER chat_message_search_insert AFTER INSERT ON chat_message BEGIN "
-        f"{_FTS_ADD.format(_searchable('new'))}; END",
-        "DROP TRIGGER chat_message_search_insert",
+        "CREATE TABLE chat_message_search_upto (upto INTEGER NOT NULL)",
+        "DROP TABLE chat_message_search_upto",
     ),
+    (
+        "INSERT INTO chat_message_search_upto (upto) SELECT COALESCE(MAX(id), 0) "
+        "FROM chat_message",
+        None,
+    ),
+    ("INSERT INTO chat_message_search (chat_message_search) VALUES ('rebuild')", None),
     (
         # An edit replaces the content, a recall erases it: the old text leaves the index.
         "CREATE TRIGGER chat_message_search_update "
         "AFTER UPDATE OF content, recalled, kind ON chat_message BEGIN "
-        f"{_FTS_REMOVE.format(_searchable('old'))}; "
-        f"{_FTS_ADD.format(_searchable('new'))}; END",
+        f"{_FTS_REMOVE.format(_indexed_and_searchable('old'))}; "
+        f"{_FTS_ADD.format(_indexed_and_searchable('new'))}; END",
         "DROP TRIGGER chat_message_search_update",
     ),
     (
         "CREATE TRIGGER chat_message_search_delete AFTER DELETE ON chat_message BEGIN "
-        f"{_FTS_REMOVE.format(_searchable('old'))}; END",
+        f"{_FTS_REMOVE.format(_indexed_and_searchable('old'))}; END",
         "DROP TRIGGER chat_message_search_delete",
     ),
 ]

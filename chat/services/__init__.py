@@ -48,6 +48,7 @@ from chat.services.search import (
     MAX_MATCHES,
     MAX_QUERY,
     SearchResult,
+    index_new_messages,
     register_sqlite_functions,
     search_messages,
 )
@@ -82,6 +83,7 @@ __all__ = [
     "following",
     "group_ids_of",
     "history",
+    "index_new_messages",
     "last_seen_of",
     "list_groups",
     "list_members",

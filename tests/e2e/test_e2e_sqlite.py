@@ -9,8 +9,12 @@ crash test kills and restarts it, which is what a restart looks like to every la
 test too.
 """
 
+import asyncio
+import contextlib
 import json
 import re
+import secrets
+import sqlite3
 
 import pytest
 from websockets.exceptions import InvalidStatus
@@ -178,6 +182,34 @@ async def test_kill_9_after_50_acks_loses_nothing(server):
         assert await receiver.quiet(0.5) == []
     finally:
         await receiver.close()
+
+
+async def test_sent_messages_enter_the_search_index_in_the_background(server):
+    """SQLite indexes new messages for search in batches, every second by default
+    (RIM_SEARCH_INDEX_INTERVAL), not in each send's transaction: soon after a send, with
+    no search to bring it up to date, the server's index holds the message."""
+    alice = await in_thread(new_user, server.http_url, "alice")
+    bob = await in_thread(new_user, server.http_url, "bob")
+    gid = await in_thread(create_group, server.http_url, alice, [bob])
+    sender = await connected(server.ws_url, alice)
+    word = f"needle{secrets.token_hex(4)}"
+    try:
+        msg_id = (await sender.send_msg(gid, f"a {word} in the haystack"))["serverMsgId"]
+    finally:
+        await sender.close()
+
+    def indexed() -> bool:
+        with contextlib.closing(sqlite3.connect(server.workdir / "db.sqlite3")) as db:
+            (upto,) = db.execute("SELECT upto FROM chat_message_search_upto").fetchone()
+            found = db.execute(
+                "SELECT rowid FROM chat_message_search WHERE chat_message_search MATCH ?",
+                [word],
+            ).fetchall()
+        return upto >= msg_id and found == [(msg_id,)]
+
+    async with asyncio.timeout(10):
+        while not await in_thread(indexed):
+            await asyncio.sleep(0.2)
 
 
 async def test_frame_over_transport_limit_closes_only_that_connection(server):
