@@ -132,7 +132,7 @@ def per_unit(runs: dict) -> dict:
 
 
 def idle_kib(result: dict) -> float | None:
-    return (result.get("idle") or {}).get("rss_per_idle_connection_kb")
+    return (result.get("server") or {}).get("rss_per_idle_connection_kb")
 
 
 def report(runs: dict, opts) -> str:
