@@ -598,13 +598,13 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             own=event["origin"] == self.channel_name,
         )
 
-    async def read_receipt(self, event: dict) -> None:
+    async def group_signal(self, event: dict) -> None:
+        """A read receipt or a typing notice of another member: pushed as it comes
+        (signals have no seq), to members only."""
         if self.uid is not None and event["actor"] != self.uid:
             await self.delivery.signal(event["gid"], event["mv"], event["push"])
 
-    async def chat_typing(self, event: dict) -> None:
-        if self.uid is not None and event["actor"] != self.uid:
-            await self.delivery.signal(event["gid"], event["mv"], event["push"])
+    read_receipt = chat_typing = group_signal
 
     async def member_joined(self, event: dict) -> None:
         if self.uid is not None:

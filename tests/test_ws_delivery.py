@@ -618,3 +618,74 @@ async def test_pushes_alone_do_not_keep_a_connection_alive(team, connect, settin
         talking.cancel()
     assert bob.inbox
     assert all(frame["event"] == "Msg" for frame in bob.inbox)
+
+
+# -- failures inside the connection's own work ---------------------------------------
+
+
+async def test_a_tail_check_that_fails_leaves_its_heart_with_one_ack(
+    team, connect, monkeypatch, settings, caplog
+):
+    settings.RIM_TAIL_CHECK_INTERVAL = 0.0
+    bob = await connect(user=team.bob, token=team.token(team.bob))
+
+    def database_down(**kwargs):
+        raise OSError("database unreachable")
+
+    monkeypatch.setattr(services, "tail_state", database_down)
+    ack = await bob.request("Heart")
+    assert ack["content"] == "Ok"
+    await bob.assert_quiet()  # no second ack
+    assert "event=tail_check_failed" in caplog.text
+    monkeypatch.undo()
+    assert (await bob.request("Heart"))["content"] == "Ok"
+
+
+async def test_a_layer_event_that_fails_is_logged_and_the_connection_goes_on(
+    team, connect, monkeypatch, caplog
+):
+    """A push whose handling fails (here its gap repair's database read) is lost like a
+    dropped event, not fatal: the next one repairs it, and the connection lives."""
+    failing, failures = [], []
+    real_read_entries = consumers.ChatConsumer.read_entries
+
+    async def read_entries(self, gid, after, upto):
+        if failing and self.uid == team.bob.pk:
+            failing.clear()
+            failures.append(gid)
+            raise OSError("database unreachable")
+        return await real_read_entries(self, gid, after, upto)
+
+    monkeypatch.setattr(consumers.ChatConsumer, "read_entries", read_entries)
+    alice = await connect(user=team.alice, token=team.token(team.alice))
+    bob = await connect(user=team.bob, token=team.token(team.bob))
+    first = await alice.msg(team.gid, "handled")
+    assert (await bob.msg_push())["msgId"] == first
+    with monkeypatch.context() as patch:
+        DroppingLayer(patch)
+        lost = await alice.msg(team.gid, "dropped by the layer")
+    failing.append(True)
+    third = await alice.msg(team.gid, "its repair fails")
+    await bob.assert_quiet()
+    assert failures == [team.gid] and "event=layer_event_failed" in caplog.text
+    fourth = await alice.msg(team.gid, "its repair works")
+    assert [body["msgId"] for body in await bob.msg_pushes(3)] == [lost, third, fourth]
+
+
+async def test_a_group_joined_between_the_logins_two_reads_is_followed_live(
+    team, connect, monkeypatch
+):
+    """Login reads the user's groups (to listen to them), then its sync state: a group
+    the second read knows and the first did not is listened to as well."""
+    real_open_session = consumers.open_session
+
+    def groups_read_before_the_join(*, key):
+        session, gids = real_open_session(key=key)
+        return session, [gid for gid in gids if gid != team.gid]
+
+    monkeypatch.setattr(consumers, "open_session", groups_read_before_the_join)
+    bob = await connect(user=team.bob, token=team.token(team.bob))
+    monkeypatch.undo()
+    alice = await connect(user=team.alice, token=team.token(team.alice))
+    msg_id = await alice.msg(team.gid, "heard at once")
+    assert (await bob.msg_push())["msgId"] == msg_id
