@@ -47,7 +47,9 @@ async def test_a_round_trip_costs_the_rtt_and_pipelined_ones_overlap(proxied):
         await asyncio.sleep(0.001)
     assert await reader.readexactly(20) == b"".join(b"%02d" % i for i in range(10))
     ten = time.perf_counter() - t0
-    assert RTT_MS / 1000 <= ten < 3 * RTT_MS / 1000
+    # One after another they would take 10 RTTs; the margin is for a loaded machine
+    # (the test processes share two cores).
+    assert RTT_MS / 1000 <= ten < 5 * RTT_MS / 1000
     writer.close()
 
 
