@@ -40,8 +40,9 @@ browser-deps:
 	  echo "installing Debian's chromium for the browser tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
-# Test processes per pass (pytest-xdist); each has its own databases and Redis prefix.
-TEST_PROCESSES ?= 3
+# Test processes per pass (pytest-xdist), one per core: each has its own databases and
+# Redis prefix; more would oversubscribe the cores and stretch the timing-bound tests.
+TEST_PROCESSES ?= 2
 
 test-embedded: setup
 	$(BIN)/pytest -n $(TEST_PROCESSES) -m "not services"
