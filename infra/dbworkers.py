@@ -89,18 +89,22 @@ class DatabaseWorker:
         closes = [call for call in batch if call[2] is None]
         if closes:
             batch = [call for call in batch if call[2] is not None]
-        if self.breakages_seen != _breakages:
-            self.breakages_seen = _breakages
-            drop_connection_if(_unusable)
-        with publish.collecting() as events:
-            if self.one_transaction:
-                outcomes = self.run_in_one_transaction(batch)
-            else:
-                outcomes = [self.run_call(call) for call in batch]
-        for call in closes:
-            self.run_call(call)
-        metrics.DB_QUEUE_DEPTH.dec(len(batch) + len(closes))
-        self.finished += len(batch) + len(closes)
+        try:
+            if self.breakages_seen != _breakages:
+                self.breakages_seen = _breakages
+                drop_connection_if(_unusable)
+            with publish.collecting() as events:
+                if self.one_transaction:
+                    outcomes = self.run_in_one_transaction(batch)
+                else:
+                    outcomes = [self.run_call(call) for call in batch]
+        finally:
+            # Counted done even when the batch failed (serve() answers its callers):
+            # otherwise the worker never looks idle again to a graceful shutdown.
+            for call in closes:
+                self.run_call(call)
+            metrics.DB_QUEUE_DEPTH.dec(len(batch))  # closes are not in the gauge
+            self.finished += len(batch) + len(closes)
         self.report(outcomes, events)
 
     def run_call(self, call: Call, *, savepoint: bool = False) -> tuple:

@@ -222,6 +222,7 @@ async def test_a_batch_that_fails_outside_its_calls_fails_them_and_the_worker_go
     ):
         await database.run(lambda: "lost")
     assert "event=db_batch_failed" in caplog.text
+    assert database.idle()  # a graceful shutdown does not wait for the failed batch
     assert await database.run(lambda: "still serving") == "still serving"
 
 

@@ -158,6 +158,8 @@ def pg_server(tmp_path):
         RIM_DB_POOL_TIMEOUT="2",
         # bob-late logs in only once the outage is over.
         RIM_LOGIN_TIMEOUT="300",
+        # Every Heart checks the connection's tail, on the database.
+        RIM_TAIL_CHECK_INTERVAL="0",
     ) as server_and_database:
         yield server_and_database
 
@@ -202,7 +204,9 @@ async def test_postgres_outage_answers_server_error_and_connections_survive(pg_s
                 assert ack["serverMsgId"] is None and ack["detail"] == "internal error"
             ack = await cb.request("Read", gid=gid, msg_id=across)
             assert ack["content"] == "server_error"
+            # Its tail check fails on the database: still one Ok, nothing more.
             assert (await ca.request("Heart"))["content"] == "Ok"
+            assert await ca.quiet(0.3) == []
             refused = await late.request("Login", uid=bob.uid, content=bob.token)
             assert refused["content"] == "server_error"
             with pytest.raises(ApiError) as error:
@@ -237,6 +241,7 @@ async def test_postgres_outage_answers_server_error_and_connections_survive(pg_s
         ]
         log = server.log_text()
         assert "event=ws_server_error" in log and "Traceback" in log
+        assert "event=tail_check_failed" in log
         assert "Exception inside application" not in log
     finally:
         for client in (ca, cb, late):
